@@ -1,0 +1,63 @@
+"""The `cityedge` command: one Typer app, command groups registered from `cityedge.commands`.
+
+Only the CLI reads the environment; every command builds one typed config and passes it on.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+
+from cityedge import __version__
+from cityedge.protocol.errors import CityEdgeError
+
+app = typer.Typer(
+    name="cityedge",
+    help="Smart-city edge stack: run nodes, the control plane, pilots and benchmarks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+bench_app = typer.Typer(
+    help="Benchmarks: each prints one JSON object (see docs/benchmarks.md).", no_args_is_help=True
+)
+app.add_typer(bench_app, name="bench")
+err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cityedge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at debug level."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+# --- command groups: each module registers its commands on `app` or `bench_app` ---
+# (one line per module, kept in this block)
+# --- end of command groups ---
+
+
+def main() -> None:
+    try:
+        app()
+    except CityEdgeError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Rendering of deployment artefacts: Mosquitto configs, manifests, sizing."""

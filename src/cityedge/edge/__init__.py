@@ -1,0 +1,1 @@
+"""The edge node: sources, perception, rules, outbox, uplink, retention, OTA."""

@@ -1,0 +1,1 @@
+"""The camera workload: frames in, tracks, incidents and local decisions out."""

@@ -1,0 +1,69 @@
+"""The MQTT topic tree, built and parsed only here.
+
+ce/v1/{district}/{node}/up/{stream}     edge -> cloud
+ce/v1/{district}/{node}/down/{kind}     cloud -> edge
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final, Literal
+
+import msgspec
+
+from cityedge.protocol.envelope import NAME_PATTERN
+from cityedge.protocol.errors import TopicError
+
+__all__ = [
+    "DOWN_KINDS",
+    "ROOT",
+    "Topic",
+    "down_topic",
+    "parse_topic",
+    "up_filter",
+    "up_topic",
+]
+
+ROOT: Final = "ce/v1"
+DOWN_KINDS: Final = frozenset({"cmd", "config", "ota"})
+_NAME = re.compile(NAME_PATTERN)
+
+
+class Topic(msgspec.Struct, frozen=True):
+    district: str
+    node: str
+    direction: Literal["up", "down"]
+    leaf: str
+
+
+def _check(segment: str, what: str) -> str:
+    if not _NAME.match(segment):
+        raise TopicError(f"{what} {segment!r} is not a valid topic segment ({NAME_PATTERN})")
+    return segment
+
+
+def up_topic(district: str, node: str, stream: str) -> str:
+    return f"{ROOT}/{_check(district, 'district')}/{_check(node, 'node')}/up/{_check(stream, 'stream')}"
+
+
+def down_topic(district: str, node: str, kind: str) -> str:
+    if kind not in DOWN_KINDS:
+        raise TopicError(f"down kind {kind!r} is not one of {sorted(DOWN_KINDS)}")
+    return f"{ROOT}/{_check(district, 'district')}/{_check(node, 'node')}/down/{kind}"
+
+
+def up_filter(district: str = "+", share_group: str | None = None) -> str:
+    """Subscription filter for all up-traffic, optionally as an MQTT 5 shared subscription."""
+    base = f"{ROOT}/{district}/+/up/+"
+    return f"$share/{share_group}/{base}" if share_group else base
+
+
+def parse_topic(topic: str) -> Topic:
+    parts = topic.split("/")
+    if len(parts) != 6 or f"{parts[0]}/{parts[1]}" != ROOT or parts[4] not in ("up", "down"):
+        raise TopicError(f"topic {topic!r} is not in the tree {ROOT}/<district>/<node>/up|down/<leaf>")
+    district, node, direction, leaf = parts[2], parts[3], parts[4], parts[5]
+    _check(district, "district")
+    _check(node, "node")
+    _check(leaf, "leaf")
+    return Topic(district, node, "up" if direction == "up" else "down", leaf)

@@ -1,0 +1,1 @@
+"""Everything that stands in for the world on one machine: brokers, link faults, scenes, pilot."""

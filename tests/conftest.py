@@ -1,0 +1,3 @@
+"""Shared fixtures: real brokers and databases (see tests/support/services.py)."""
+
+pytest_plugins = ["tests.support.services"]
