@@ -14,6 +14,7 @@ import msgspec
 __all__ = [
     "INCIDENT_TYPES",
     "Box",
+    "CongestionChange",
     "Decision",
     "Detection",
     "FrameTracks",
@@ -100,3 +101,14 @@ class Decision(msgspec.Struct, frozen=True):
     decided_at: float
     captured_at: float
     params: dict[str, Any] = {}
+
+
+class CongestionChange(msgspec.Struct, frozen=True):
+    """A lane turned congested (or cleared) at `at`; the window's figures that decided it."""
+
+    camera: str
+    lane: str
+    congested: bool
+    at: float
+    occupancy: float
+    mean_speed: float
