@@ -48,6 +48,15 @@ def _root(
 
 # --- command groups: each module registers its commands on `app` or `bench_app` ---
 # (one line per module, kept in this block)
+from cityedge.commands import edge as _edge  # noqa: E402
+
+_edge.register(app, bench_app)
+from cityedge.commands import pilot as _pilot  # noqa: E402
+
+_pilot.register(app, bench_app)
+from cityedge.commands import bench as _bench  # noqa: E402
+
+_bench.register(app, bench_app)
 # --- end of command groups ---
 
 

@@ -16,9 +16,13 @@ from cityedge.protocol.errors import TopicError
 
 __all__ = [
     "DOWN_KINDS",
+    "LOCAL_ROOT",
     "ROOT",
     "Topic",
     "down_topic",
+    "local_decision_topic",
+    "local_sensor_topic",
+    "parse_local_sensor_topic",
     "parse_topic",
     "up_filter",
     "up_topic",
@@ -67,3 +71,25 @@ def parse_topic(topic: str) -> Topic:
     _check(node, "node")
     _check(leaf, "leaf")
     return Topic(district, node, "up" if direction == "up" else "down", leaf)
+
+
+# The node-local bus (the node's own broker): sensors in, local decisions out.
+LOCAL_ROOT: Final = "ce/local/v1"
+
+
+def local_sensor_topic(sensor: str, stream: str) -> str:
+    return f"{LOCAL_ROOT}/sensors/{_check(sensor, 'sensor')}/{_check(stream, 'stream')}"
+
+
+def parse_local_sensor_topic(topic: str) -> tuple[str, str]:
+    """(sensor, stream) of a local sensor topic."""
+    parts = topic.split("/")
+    if len(parts) != 5 or "/".join(parts[:3]) != LOCAL_ROOT or parts[3] != "sensors":
+        raise TopicError(
+            f"topic {topic!r} is not a local sensor topic {LOCAL_ROOT}/sensors/<sensor>/<stream>"
+        )
+    return _check(parts[3 + 1], "sensor"), _check(parts[4], "stream")
+
+
+def local_decision_topic(camera: str) -> str:
+    return f"{LOCAL_ROOT}/decisions/{_check(camera, 'camera')}"

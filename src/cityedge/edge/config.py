@@ -1,0 +1,94 @@
+"""The edge agent's one typed config (YAML), validated at start-up, unknown keys rejected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cityedge.protocol.envelope import NAME_PATTERN
+
+__all__ = [
+    "BrokerEndpoint",
+    "EdgeConfig",
+    "HeartbeatConfig",
+    "LocalBusConfig",
+    "OutboxConfig",
+    "StreamPolicyConfig",
+    "SyntheticConfig",
+    "TlsFiles",
+    "UplinkConfig",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsFiles(_Strict):
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+
+
+class BrokerEndpoint(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    tls: TlsFiles | None = None
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    keepalive_s: int = Field(30, ge=5)
+
+
+class UplinkConfig(BrokerEndpoint):
+    batch_max_records: int = Field(500, ge=1)
+    batch_max_bytes: int = Field(128 * 1024, ge=1024)
+    linger_ms: float = Field(5.0, ge=0)
+    inflight_window: int = Field(16, ge=1)
+    drain_records_per_s: float = Field(50_000, gt=0)
+    backoff_base_s: float = Field(0.5, gt=0)
+    backoff_cap_s: float = Field(60.0, gt=0)
+    session_expiry_s: int = Field(7 * 24 * 3600, ge=0)
+
+
+class LocalBusConfig(BrokerEndpoint):
+    client_id: str = "cityedge-agent"
+    sensor_filter: str = "ce/local/v1/sensors/+/+"
+
+
+class StreamPolicyConfig(_Strict):
+    priority: int = Field(ge=1, le=100)
+    when_full: Literal["drop_oldest", "reject_new"]
+    ttl_s: float | None = Field(None, gt=0)
+
+
+class OutboxConfig(_Strict):
+    max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    max_records: int = Field(1_000_000, ge=1)
+    min_free_disk_bytes: int = Field(512 * 1024 * 1024, ge=0)
+    streams: dict[str, StreamPolicyConfig] = {}
+
+
+class SyntheticConfig(_Strict):
+    """Synthetic producers for pilots and tests: telemetry at a rate, incidents now and then."""
+
+    telemetry_per_s: float = Field(20.0, ge=0)
+    incidents_per_min: float = Field(6.0, ge=0)
+    limit: int | None = Field(None, ge=0, description="stop after this many records in total")
+
+
+class HeartbeatConfig(_Strict):
+    interval_s: float = Field(10.0, gt=0)
+
+
+class EdgeConfig(_Strict):
+    node_id: str = Field(pattern=NAME_PATTERN)
+    district: str = Field(pattern=NAME_PATTERN)
+    data_dir: Path
+    uplink: UplinkConfig
+    outbox: OutboxConfig = OutboxConfig()
+    local_bus: LocalBusConfig | None = None
+    synthetic: SyntheticConfig | None = None
+    heartbeat: HeartbeatConfig = HeartbeatConfig()
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    agent_version: str = "0.1.0"

@@ -1,0 +1,50 @@
+"""An embedded MQTT broker for machines without Mosquitto (amqtt: pure Python, MQTT 3.1.1).
+
+Only the pilot uses it, on loopback, without TLS: Mosquitto is the production broker and
+everything security-related is tested against it. amqtt has no MQTT 5 (so no shared
+subscriptions): ingest then subscribes plainly and the uplink falls back to 3.1.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+from cityedge.sim.brokers import free_port, wait_port
+
+__all__ = ["EmbeddedBroker"]
+
+
+class EmbeddedBroker:
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="amqtt", daemon=True)
+        self._broker: Any = None
+
+    def start(self) -> EmbeddedBroker:
+        from amqtt.broker import Broker
+
+        for name in ("amqtt", "transitions"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+        self._thread.start()
+
+        async def boot() -> None:
+            self._broker = Broker(config, loop=self._loop)
+            await self._broker.start()
+
+        asyncio.run_coroutine_threadsafe(boot(), self._loop).result(15)
+        wait_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self._broker is not None:
+            asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop).result(15)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
