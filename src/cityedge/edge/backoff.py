@@ -13,8 +13,8 @@ __all__ = ["TokenBucket", "full_jitter_delay"]
 
 def full_jitter_delay(attempt: int, base: float, cap: float, rand: float) -> float:
     """Delay before retry number `attempt` (0-based); `rand` is uniform in [0, 1)."""
-    ceiling = min(cap, base * (2 ** min(attempt, 62)))
-    return ceiling * rand
+    ceiling = min(cap, base * float(2 ** min(attempt, 62)))
+    return float(ceiling * rand)
 
 
 @dataclass

@@ -47,7 +47,7 @@ def make_client(
 def connect_properties(protocol: Protocol, session_expiry_s: int) -> Properties | None:
     if protocol != "5":
         return None
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = session_expiry_s
     return props
 
