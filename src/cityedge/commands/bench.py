@@ -24,5 +24,15 @@ def bench_uplink(
     typer.echo(json.dumps(result))
 
 
+def bench_codec(
+    runs: int = typer.Option(5, help="Repetitions; the JSON reports medians."),
+) -> None:
+    """Decode throughput of the ingest codec (msgspec) against json.loads + pydantic."""
+    from cityedge.bench.codec import run_codec_bench
+
+    typer.echo(json.dumps(run_codec_bench(runs=runs)))
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     bench_app.command("uplink")(bench_uplink)
+    bench_app.command("codec")(bench_codec)

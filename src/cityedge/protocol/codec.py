@@ -28,6 +28,7 @@ _KNOWN_FIELDS: Final = frozenset(Envelope.__struct_fields__) - {"extra"}
 _encoder = msgspec.json.Encoder()
 _batch_decoder = msgspec.json.Decoder(Batch)
 _any_decoder = msgspec.json.Decoder(dict[str, Any])
+_envelope_decoder = msgspec.json.Decoder(Envelope)
 
 
 def encode_envelope(env: Envelope) -> bytes:
@@ -40,7 +41,16 @@ def encode_envelope(env: Envelope) -> bytes:
 
 
 def decode_envelope(raw: bytes | msgspec.Raw) -> Envelope:
-    """Decode and validate one record, keeping unknown fields in `extra`."""
+    """Decode and validate one record, keeping unknown fields in `extra`.
+
+    The typed decoder is the fast path; a record it refuses (an unknown field from a newer
+    sender, or a real error) takes the slower path that keeps the unknown fields or says
+    exactly what is wrong.
+    """
+    try:
+        return _envelope_decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+        pass
     try:
         doc = _any_decoder.decode(raw)
         extra = {k: doc.pop(k) for k in [k for k in doc if k not in _KNOWN_FIELDS]}

@@ -32,7 +32,7 @@ RecordId = Annotated[
 ]
 
 
-class Envelope(msgspec.Struct, frozen=True, kw_only=True):
+class Envelope(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One record. `ts` is the UTC time the source observed the fact."""
 
     id: RecordId

@@ -84,11 +84,11 @@ def local_sensor_topic(sensor: str, stream: str) -> str:
 def parse_local_sensor_topic(topic: str) -> tuple[str, str]:
     """(sensor, stream) of a local sensor topic."""
     parts = topic.split("/")
-    if len(parts) != 5 or "/".join(parts[:3]) != LOCAL_ROOT or parts[3] != "sensors":
+    if len(parts) != 6 or "/".join(parts[:3]) != LOCAL_ROOT or parts[3] != "sensors":
         raise TopicError(
             f"topic {topic!r} is not a local sensor topic {LOCAL_ROOT}/sensors/<sensor>/<stream>"
         )
-    return _check(parts[3 + 1], "sensor"), _check(parts[4], "stream")
+    return _check(parts[4], "sensor"), _check(parts[5], "stream")
 
 
 def local_decision_topic(camera: str) -> str:

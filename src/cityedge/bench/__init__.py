@@ -1,0 +1,1 @@
+"""Benchmarks behind `cityedge bench ...`; each prints one JSON object."""
