@@ -10,7 +10,10 @@ TOPIC = "ce/local/v1/sensors/air-1/telemetry"
 
 
 def test_a_sensor_message_becomes_an_envelope_that_keeps_the_sensors_id_and_time() -> None:
-    payload = b'{"id":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","kind":"reading","ts":"2026-11-26T04:59:59Z","body":{"pm25":12}}'
+    payload = (
+        b'{"id":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","kind":"reading",'
+        b'"ts":"2026-11-26T04:59:59Z","body":{"pm25":12}}'
+    )
     env = sensor_envelope(TOPIC, payload, "edge-node-001", {"agent": "0.1.0"}, NOW)
     assert env.id == "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
     assert (env.node, env.stream, env.kind) == ("edge-node-001", "telemetry", "reading")

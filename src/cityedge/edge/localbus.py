@@ -166,7 +166,9 @@ class LocalBus:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            env = sensor_envelope(msg.topic, msg.payload, self.node_id, self.versions, datetime.now(UTC))
+            env = sensor_envelope(
+                msg.topic, bytes(msg.payload), self.node_id, self.versions, datetime.now(UTC)
+            )
         except ProtocolError as exc:
             # A bad message is dropped (and counted) rather than redelivered forever.
             self.rejected += 1
