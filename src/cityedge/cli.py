@@ -57,6 +57,9 @@ _pilot.register(app, bench_app)
 from cityedge.commands import bench as _bench  # noqa: E402
 
 _bench.register(app, bench_app)
+from cityedge.commands import cloud as _cloud  # noqa: E402
+
+_cloud.register(app, bench_app)
 # --- end of command groups ---
 
 

@@ -1,0 +1,31 @@
+"""The cloud store: the only package that touches the database (SQLAlchemy Core + Alembic).
+
+SQLite by default, PostgreSQL (psycopg 3) for real deployments; the same schema and tests
+run on both. `RecordStore.open(url)` migrates to the newest schema before it returns.
+"""
+
+from cityedge.cloud.store.engine import make_engine, parse_url, safe_url
+from cityedge.cloud.store.migrate import current_revision, head_revision, upgrade
+from cityedge.cloud.store.records import (
+    InsertResult,
+    RecordStore,
+    StoredRecord,
+    StoredRejection,
+    StoreRejectedError,
+    StoreUnavailableError,
+)
+
+__all__ = [
+    "InsertResult",
+    "RecordStore",
+    "StoreRejectedError",
+    "StoreUnavailableError",
+    "StoredRecord",
+    "StoredRejection",
+    "current_revision",
+    "head_revision",
+    "make_engine",
+    "parse_url",
+    "safe_url",
+    "upgrade",
+]

@@ -1,0 +1,224 @@
+"""`RecordStore`: insert records idempotently (the record id is the key), read them back.
+
+Every write is one transaction. Duplicates are ignored by the database (ON CONFLICT DO
+NOTHING on both dialects) and counted. Database failures become `StoreUnavailableError`
+(worth retrying: the database is down or busy) or `StoreRejectedError` (this data cannot
+be stored; retrying will not help).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
+
+from cityedge.cloud.ingest.decode import IngestRecord
+from cityedge.cloud.store.engine import READ_ONLY, make_engine, safe_url
+from cityedge.cloud.store.migrate import current_revision, upgrade
+from cityedge.cloud.store.schema import records as t_records
+from cityedge.cloud.store.schema import rejections as t_rejections
+from cityedge.protocol.errors import StoreError
+
+__all__ = [
+    "InsertResult",
+    "RecordStore",
+    "StoreRejectedError",
+    "StoreUnavailableError",
+    "StoredRecord",
+    "StoredRejection",
+]
+
+
+_DATA_ERRORS = (DataError, IntegrityError)
+
+
+class StoreUnavailableError(StoreError):
+    """The database could not be reached or was busy; the same write may succeed later."""
+
+
+class StoreRejectedError(StoreError):
+    """The database refused this data (e.g. a value the backend cannot hold); do not retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class InsertResult:
+    inserted: int
+    duplicates: int
+    inserted_by_stream: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    id: str
+    district: str
+    node: str
+    stream: str
+    seq: int
+    kind: str
+    v: int
+    ts: datetime
+    received_at: datetime
+    body: dict[str, Any]
+    raw: str
+    arrival: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRejection:
+    id: int
+    topic: str
+    reason: str
+    detail: str
+    received_at: datetime
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes (stored as UTC); PostgreSQL aware ones.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _row(rec: IngestRecord, received_at: datetime) -> dict[str, Any]:
+    return {
+        "id": rec.id,
+        "district": rec.district,
+        "node": rec.node,
+        "stream": rec.stream,
+        "seq": rec.seq,
+        "kind": rec.kind,
+        "v": rec.v,
+        "ts": rec.ts.astimezone(UTC),
+        "received_at": received_at,
+        "body": rec.body,
+        "raw": rec.raw.decode(),
+    }
+
+
+class RecordStore:
+    """The cloud's record store. Open with `RecordStore.open(url)`; one instance per thread."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+        self.url = safe_url(engine.url)
+
+    @classmethod
+    def open(cls, url: str) -> RecordStore:
+        """Connect and migrate to the newest schema (idempotent, safe from two processes)."""
+        engine = make_engine(url)
+        store = cls(engine)
+        with store._translate("migrate"):
+            upgrade(engine)
+        return store
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def revision(self) -> str | None:
+        """The schema revision the database is at (Alembic)."""
+        with self._translate("read of the schema revision"):
+            return current_revision(self._engine)
+
+    def __enter__(self) -> RecordStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def insert(self, records: Sequence[IngestRecord], received_at: datetime) -> InsertResult:
+        """Insert in one transaction; records whose id is already stored are counted, not stored."""
+        if not records:
+            return InsertResult(0, 0)
+        received = _utc(received_at)
+        rows = [_row(r, received) for r in records]
+        with self._translate(f"insert of {len(rows)} records"), self._engine.begin() as conn:
+            if self._dialect == "sqlite":
+                self._number_arrivals(conn, rows)
+            inserted = conn.execute(self._insert_stmt(), rows).all()
+        by_stream = Counter(stream for _id, stream in inserted)
+        return InsertResult(len(inserted), len(rows) - len(inserted), dict(by_stream))
+
+    def _insert_stmt(self) -> Any:
+        dialect = postgresql if self._dialect == "postgresql" else sqlite
+        stmt = dialect.insert(t_records).on_conflict_do_nothing(index_elements=["id"])
+        return stmt.returning(t_records.c.id, t_records.c.stream)
+
+    @staticmethod
+    def _number_arrivals(conn: Connection, rows: list[dict[str, Any]]) -> None:
+        # SQLite has no sequences; this transaction holds the write lock (BEGIN IMMEDIATE),
+        # so max + 1 cannot race another writer. Rows that turn out duplicate leave gaps.
+        last = conn.execute(select(func.max(t_records.c.arrival))).scalar_one() or 0
+        for offset, row in enumerate(rows, start=1):
+            row["arrival"] = last + offset
+
+    def records(
+        self, node: str | None = None, stream: str | None = None, limit: int | None = None
+    ) -> list[StoredRecord]:
+        """Stored records in arrival order, optionally for one node and/or stream."""
+        query = select(t_records).order_by(t_records.c.arrival)
+        if node is not None:
+            query = query.where(t_records.c.node == node)
+        if stream is not None:
+            query = query.where(t_records.c.stream == stream)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._translate("read of records"), self._reading() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            StoredRecord(**{**row, "ts": _utc(row["ts"]), "received_at": _utc(row["received_at"])})
+            for row in rows
+        ]
+
+    def counts(self) -> dict[str, int]:
+        """Stored records per stream, plus "total"."""
+        query = select(t_records.c.stream, func.count()).group_by(t_records.c.stream)
+        with self._translate("count of records"), self._reading() as conn:
+            per_stream = {stream: int(n) for stream, n in conn.execute(query).all()}
+        return {**dict(sorted(per_stream.items())), "total": sum(per_stream.values())}
+
+    def record_rejection(self, topic: str, reason: str, detail: str, received_at: datetime) -> None:
+        """Keep a rejected message's topic, reason and detail (not its payload) for the audit."""
+        row = {"topic": topic, "reason": reason, "detail": detail, "received_at": _utc(received_at)}
+        with self._translate("write of a rejection"), self._engine.begin() as conn:
+            conn.execute(t_rejections.insert(), row)
+
+    def rejections(self, reason: str | None = None) -> list[StoredRejection]:
+        query = select(t_rejections).order_by(t_rejections.c.id)
+        if reason is not None:
+            query = query.where(t_rejections.c.reason == reason)
+        with self._translate("read of rejections"), self._reading() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [StoredRejection(**{**row, "received_at": _utc(row["received_at"])}) for row in rows]
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with self._engine.connect() as plain:
+            conn = plain.execution_options(**{READ_ONLY: True})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _translate(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except DBAPIError as exc:
+            # Only errors about the data itself are final; anything else (down, locked,
+            # disk, a missing table) is retried, because giving up would lose records.
+            final = isinstance(exc, _DATA_ERRORS) and not exc.connection_invalidated
+            kind = StoreRejectedError if final else StoreUnavailableError
+            raise kind(f"{what} failed on {self.url}: {_first_line(exc.orig or exc)}") from exc
+        except StatementError as exc:  # a value that could not even be sent (bind processing)
+            raise StoreRejectedError(f"{what} failed on {self.url}: {_first_line(exc)}") from exc
+        except SQLAlchemyError as exc:
+            raise StoreUnavailableError(f"{what} failed on {self.url}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

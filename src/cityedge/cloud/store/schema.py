@@ -1,0 +1,65 @@
+"""The cloud store's tables (SQLAlchemy Core), the same on SQLite and PostgreSQL.
+
+Migrations in `migrations/versions` create these; this module is what queries use. A record's
+id is its primary key, so a redelivered record is a no-op insert, never a second row.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+__all__ = ["NAMING", "metadata", "records", "rejections"]
+
+NAMING: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+# Identity() is a real sequence on PostgreSQL; SQLite ignores it and the store assigns
+# `arrival` itself inside its write-locked transaction (see records.py).
+records = Table(
+    "records",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("arrival", BigInteger, Identity(), nullable=False, unique=True),
+    Column("district", String(63), nullable=False),
+    Column("node", String(63), nullable=False),
+    Column("stream", String(63), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("kind", String(63), nullable=False),
+    Column("v", Integer, nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("body", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+    Column("raw", Text, nullable=False),
+    Index(None, "node", "stream", "seq"),
+    Index(None, "stream"),
+)
+
+rejections = Table(
+    "rejections",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), Identity(), primary_key=True),
+    Column("topic", Text, nullable=False),
+    Column("reason", String(63), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Index(None, "reason"),
+)

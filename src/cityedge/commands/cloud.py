@@ -1,0 +1,172 @@
+"""`cityedge cloud ...`: run ingest, migrate the store, inspect what arrived.
+
+The control plane's API (`cloud serve`) registers on the same `cloud_app`. Heavy imports
+stay inside the commands so `cityedge --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import typer
+
+__all__ = ["cloud_app", "register"]
+
+cloud_app = typer.Typer(
+    help="The cloud side: ingest from the broker into the store, migrate the store, inspect records.",
+    no_args_is_help=True,
+)
+
+FAULT_ENV = "CITYEDGE_FAULT"
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    app.add_typer(cloud_app, name="cloud")
+    bench_app.command("store")(bench_store)
+
+
+@cloud_app.command("ingest")
+def ingest(
+    config: Path = typer.Option(
+        ..., "--config", "-c", help="Ingest config (YAML): broker, TLS files, database."
+    ),
+    db: str | None = typer.Option(None, "--db", help="Database URL; overrides `database` in the config."),
+) -> None:
+    """Consume every node's up/ topics into the store; acknowledge each message only after
+    its records are committed. Runs until SIGTERM or Ctrl-C.
+
+    Env CITYEDGE_FAULT=ingest_exit_after_commit (tests only) exits right after the first
+    commit, before the ack.
+    """
+    import prometheus_client
+
+    from cityedge.cloud.ingest import IngestConfig, IngestConsumer
+    from cityedge.cloud.store import RecordStore
+    from cityedge.configfile import load_config, parse_config
+
+    cfg = load_config(IngestConfig, config)
+    overrides: dict[str, Any] = {}
+    if db is not None:
+        overrides["database"] = db
+    if os.environ.get(FAULT_ENV):
+        overrides["fault"] = os.environ[FAULT_ENV]
+    if overrides:
+        cfg = parse_config(IngestConfig, {**cfg.model_dump(), **overrides}, f"{config} (+ --db/{FAULT_ENV})")
+    store = RecordStore.open(cfg.database)
+    consumer = IngestConsumer(cfg, store, registry=prometheus_client.REGISTRY)
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    consumer.start()
+    typer.echo(f"ingest: {cfg.client_id} -> {store.url} from {cfg.host}:{cfg.port}", err=True)
+    try:
+        done.wait()
+    finally:
+        consumer.stop()
+        store.close()
+        s = consumer.stats()
+        rejected = sum(s.rejected.values())
+        typer.echo(
+            f"ingest: stopped; stored {s.records}, duplicates {s.duplicates}, rejected {rejected}", err=True
+        )
+
+
+@cloud_app.command("migrate")
+def migrate(db: str = typer.Option(..., "--db", help="Database URL, e.g. sqlite:///cloud.db.")) -> None:
+    """Create or upgrade the store's schema to the newest revision (safe to repeat)."""
+    from cityedge.cloud.store import RecordStore, head_revision
+
+    with RecordStore.open(db) as store:
+        typer.echo(f"{store.url}: at revision {store.revision()} (head {head_revision()})")
+
+
+@cloud_app.command("records")
+def records(
+    db: str = typer.Option(..., "--db", help="Database URL, e.g. sqlite:///cloud.db."),
+    node: str | None = typer.Option(None, "--node", help="Only this node's records."),
+    stream: str | None = typer.Option(None, "--stream", help="Only this stream's records."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many (oldest first)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of a table."),
+) -> None:
+    """Show the records that arrived, in arrival order, and the count per stream."""
+    from cityedge.cloud.store import RecordStore
+
+    with RecordStore.open(db) as store:
+        rows = store.records(node=node, stream=stream, limit=limit)
+        counts = store.counts()
+    if as_json:
+        import msgspec
+
+        for r in rows:
+            doc = {
+                "arrival": r.arrival, "id": r.id, "district": r.district, "node": r.node,
+                "stream": r.stream, "seq": r.seq, "kind": r.kind, "ts": r.ts,
+                "received_at": r.received_at, "body": r.body,
+            }  # fmt: skip
+            typer.echo(msgspec.json.encode(doc).decode())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        "arrival", "node", "stream", "seq", "kind", "ts (UTC)", "id", title=f"records in {store.url}"
+    )
+    for r in rows:
+        table.add_row(str(r.arrival), r.node, r.stream, str(r.seq), r.kind, r.ts.isoformat(), r.id)
+    console = Console()
+    console.print(table)
+    console.print("stored: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def bench_store(
+    db: str | None = typer.Option(None, "--db", help="Database URL (default: a temporary SQLite file)."),
+    records: int = typer.Option(20_000, "--records", min=1, help="Records to insert."),
+    batch: int = typer.Option(200, "--batch", min=1, help="Records per insert (one transaction)."),
+    as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object (the default)."),
+) -> None:
+    """Insert throughput of the cloud store (records/s, one transaction per batch), then the
+    same batches again to time the duplicate path."""
+    import tempfile
+    import time
+    from datetime import UTC, datetime
+
+    import msgspec
+
+    from cityedge.cloud.ingest.decode import IngestRecord
+    from cityedge.cloud.store import RecordStore
+    from cityedge.protocol import Envelope, uuid7
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = db or f"sqlite:///{tmp}/bench.db"
+        now = datetime.now(UTC)
+        base_ms = int(now.timestamp() * 1000)
+        recs = [
+            IngestRecord.from_envelope(
+                Envelope(
+                    id=str(uuid7(base_ms + i)), node="bench-node", stream="telemetry", kind="count",
+                    ts=now, seq=i + 1, body={"lane": i % 4, "count": i % 17, "speed": 13.5},
+                ),
+                "bench",
+            )
+            for i in range(records)
+        ]  # fmt: skip
+        with RecordStore.open(url) as store:
+            results = {}
+            for phase in ("insert", "duplicates"):
+                started = time.perf_counter()
+                for k in range(0, records, batch):
+                    store.insert(recs[k : k + batch], datetime.now(UTC))
+                results[phase] = records / (time.perf_counter() - started)
+            backend = store.url.split(":")[0]
+    out = {
+        "bench": "store", "backend": backend, "records": records, "batch": batch,
+        "records_per_s": round(results["insert"]), "duplicate_records_per_s": round(results["duplicates"]),
+    }  # fmt: skip
+    typer.echo(msgspec.json.encode(out).decode() if as_json else str(out))
+
+
+# `cloud serve` (the control plane's API) registers here, on `cloud_app`.
