@@ -1,0 +1,139 @@
+"""Per-camera zones: lanes drawn as image polygons with a direction of travel.
+
+Zones are judged on a vehicle's foot point (bottom centre of its box), as Frigate does.
+Loaded from the node's YAML; a bad file raises ConfigError naming the file and field.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import yaml
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from cityedge.protocol.errors import ConfigError
+
+__all__ = ["CameraZones", "Lane", "load_zones", "parse_zones"]
+
+LaneKind = Literal["road", "shoulder", "lot"]
+
+
+class Lane(BaseModel):
+    """A lane: polygon in image pixels, unit direction of travel (None: any direction)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    polygon: list[tuple[float, float]]
+    direction: tuple[float, float] | None = None
+    kind: LaneKind = "road"
+
+    @field_validator("polygon")
+    @classmethod
+    def _three_points(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        if len(value) < 3:
+            raise ValueError(f"a lane polygon needs at least 3 points, got {len(value)}")
+        return value
+
+    @field_validator("direction")
+    @classmethod
+    def _unit(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is None:
+            return None
+        norm = math.hypot(*value)
+        if norm < 1e-9:
+            raise ValueError("direction must be a non-zero vector (or null for any direction)")
+        return (value[0] / norm, value[1] / norm)
+
+    @cached_property
+    def _contour(self) -> NDArray[np.float32]:
+        return np.asarray(self.polygon, dtype=np.float32).reshape(-1, 1, 2)
+
+    @cached_property
+    def area(self) -> float:
+        """Polygon area in px^2 (the denominator of occupancy)."""
+        return float(abs(cv2.contourArea(self._contour)))
+
+    def contains(self, point: tuple[float, float]) -> bool:
+        return cv2.pointPolygonTest(self._contour, (float(point[0]), float(point[1])), False) >= 0
+
+
+class CameraZones(BaseModel):
+    """The lanes of one camera, in pixels of a frame of `frame_size` (width, height)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    camera: str
+    frame_size: tuple[int, int]
+    lanes: list[Lane]
+
+    @field_validator("lanes")
+    @classmethod
+    def _unique_names(cls, value: list[Lane]) -> list[Lane]:
+        names = [lane.name for lane in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"lane names must be unique; repeated: {duplicates}")
+        return value
+
+    def lane_at(self, point: tuple[float, float]) -> Lane | None:
+        """The first lane whose polygon holds `point` (lanes listed first win overlaps)."""
+        for lane in self.lanes:
+            if lane.contains(point):
+                return lane
+        return None
+
+    def scaled(self, frame_size: tuple[int, int]) -> CameraZones:
+        """The same zones for frames of another size (directions re-normalised)."""
+        sx = frame_size[0] / self.frame_size[0]
+        sy = frame_size[1] / self.frame_size[1]
+        lanes = [
+            lane.model_copy(
+                update={
+                    "polygon": [(x * sx, y * sy) for x, y in lane.polygon],
+                    "direction": _scale_direction(lane.direction, sx, sy),
+                }
+            )
+            for lane in self.lanes
+        ]
+        return CameraZones(camera=self.camera, frame_size=frame_size, lanes=lanes)
+
+
+def _scale_direction(
+    direction: tuple[float, float] | None, sx: float, sy: float
+) -> tuple[float, float] | None:
+    if direction is None:
+        return None
+    x, y = direction[0] * sx, direction[1] * sy
+    norm = math.hypot(x, y)
+    return (x / norm, y / norm)
+
+
+def parse_zones(data: Any, source: str) -> CameraZones:
+    """Validate a mapping as CameraZones; errors name `source` and the failing field."""
+    try:
+        return CameraZones.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{source}: invalid camera zones: {problems}") from None
+
+
+def load_zones(path: Path) -> CameraZones:
+    """Read one camera's zones from a YAML file."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read zones file: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        raise ConfigError(f"{path}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    return parse_zones(data, str(path))
