@@ -345,6 +345,7 @@ class IngestConsumer:
             )
             log.error("ingest: subscription refused: %s%s", ", ".join(str(r) for r in failed), hint)
             return
+        log.info("ingest: subscribed; consuming")
         self._subscribed.set()
 
     def _on_disconnect(

@@ -16,8 +16,9 @@ from cityedge.protocol.envelope import Envelope
 from cityedge.protocol.errors import DecodeError, NodeMismatchError, ProtocolError, TopicError
 from cityedge.protocol.topics import parse_topic
 
-__all__ = ["REJECTION_REASONS", "IngestRecord", "decode_message", "rejection_reason"]
+__all__ = ["MAX_SEQ", "REJECTION_REASONS", "IngestRecord", "decode_message", "rejection_reason"]
 
+MAX_SEQ: Final = 2**63 - 1  # what a BIGINT column holds, on both store backends
 REJECTION_REASONS: Final = ("bad_json", "schema", "oversize", "topic", "node_mismatch", "store_rejected")
 
 
@@ -68,6 +69,8 @@ def decode_message(topic: str, payload: bytes, *, max_bytes: int) -> list[Ingest
             raise NodeMismatchError(
                 f"record {index} (id {env.id}) claims {env.node}/{env.stream} but arrived on topic {topic!r}"
             )
+        if env.seq > MAX_SEQ:
+            raise DecodeError(f"record {index} (id {env.id}): seq {env.seq} is above the limit {MAX_SEQ}")
         out.append(IngestRecord.from_envelope(env, where.district, bytes(raw)))
     return out
 

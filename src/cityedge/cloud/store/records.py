@@ -101,7 +101,7 @@ def _row(rec: IngestRecord, received_at: datetime) -> dict[str, Any]:
 
 
 class RecordStore:
-    """The cloud's record store. Open with `RecordStore.open(url)`; one instance per thread."""
+    """The cloud's record store. Open with `RecordStore.open(url)`; safe to share between threads."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -213,7 +213,7 @@ class RecordStore:
             final = isinstance(exc, _DATA_ERRORS) and not exc.connection_invalidated
             kind = StoreRejectedError if final else StoreUnavailableError
             raise kind(f"{what} failed on {self.url}: {_first_line(exc.orig or exc)}") from exc
-        except StatementError as exc:  # a value that could not even be sent (bind processing)
+        except (StatementError, OverflowError) as exc:  # a value that could not even be sent
             raise StoreRejectedError(f"{what} failed on {self.url}: {_first_line(exc)}") from exc
         except SQLAlchemyError as exc:
             raise StoreUnavailableError(f"{what} failed on {self.url}: {_first_line(exc)}") from exc

@@ -1,0 +1,69 @@
+"""Helpers for the cloud tests: records, batches, a device that publishes, waiting."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from cityedge.cloud.ingest.decode import IngestRecord
+from cityedge.pki import IssuedIdentity
+from cityedge.protocol import Envelope, encode_batch, encode_envelope, uuid7
+
+DISTRICT = "corridor-a"
+NODE = "edge-node-001"
+_ms = [1_790_000_000_000]
+
+
+def envelope(stream: str = "events", seq: int = 1, node: str = NODE, **kw: Any) -> Envelope:
+    _ms[0] += 1
+    base: dict[str, Any] = {
+        "id": str(uuid7(_ms[0])), "node": node, "stream": stream, "kind": "incident.stopped",
+        "ts": datetime(2026, 11, 26, 6, 0, 0, 123456, tzinfo=UTC), "body": {"lane": 2}, "seq": seq,
+    }  # fmt: skip
+    base.update(kw)
+    return Envelope(**base)
+
+
+def record(stream: str = "events", seq: int = 1, node: str = NODE, **kw: Any) -> IngestRecord:
+    return IngestRecord.from_envelope(envelope(stream, seq, node, **kw), DISTRICT)
+
+
+def batch(envs: list[Envelope], node: str = NODE, stream: str = "events") -> bytes:
+    return encode_batch(node, stream, [encode_envelope(e) for e in envs])
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Device:
+    """A node publishing over mTLS with paho, QoS 1 (waits for each PUBACK)."""
+
+    def __init__(self, port: int, ident: IssuedIdentity) -> None:
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=ident.cert_path.stem, protocol=mqtt.MQTTv5
+        )
+        self.client.tls_set(
+            ca_certs=str(ident.ca_path), certfile=str(ident.cert_path), keyfile=str(ident.key_path)
+        )
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        info = self.client.publish(topic, payload, qos=1)
+        info.wait_for_publish(10)
+        assert info.is_published(), f"no PUBACK for the publish to {topic}"
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

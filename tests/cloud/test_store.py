@@ -1,0 +1,167 @@
+"""The record store, the same tests on SQLite and PostgreSQL: idempotent inserts keyed by
+record id, arrival order, raw JSON kept verbatim, migrations that are safe to repeat."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import msgspec
+import pytest
+
+from cityedge.cloud.ingest.decode import IngestRecord
+from cityedge.cloud.store import (
+    RecordStore,
+    StoreRejectedError,
+    StoreUnavailableError,
+    head_revision,
+)
+from cityedge.protocol import encode_envelope
+from cityedge.protocol.errors import ConfigError
+
+from .support import DISTRICT, envelope, record
+
+NOW = datetime(2026, 11, 26, 6, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[RecordStore]:
+    s = RecordStore.open(store_url)
+    yield s
+    s.close()
+
+
+def test_inserted_records_come_back_with_every_field(store: RecordStore) -> None:
+    rec = record("events", seq=7, kind="incident.wrong_way", body={"lane": 3, "speed": 12.5, "tags": ["a"]})
+    result = store.insert([rec], NOW)
+    assert (result.inserted, result.duplicates) == (1, 0)
+    [got] = store.records()
+    assert (got.id, got.district, got.node, got.stream, got.seq, got.kind, got.v) == (
+        rec.id, DISTRICT, rec.node, "events", 7, "incident.wrong_way", 1,
+    )  # fmt: skip
+    assert got.ts == rec.ts and got.ts.tzinfo is not None and got.ts.utcoffset() == timedelta(0)
+    assert got.received_at == NOW
+    assert got.body == {"lane": 3, "speed": 12.5, "tags": ["a"]}
+    assert got.raw.encode() == rec.raw
+
+
+def test_a_timestamp_with_another_offset_is_stored_as_the_same_instant_in_utc(store: RecordStore) -> None:
+    local = datetime(2026, 11, 26, 8, 0, tzinfo=timezone(timedelta(hours=2)))
+    store.insert([record(ts=local)], NOW.astimezone(timezone(timedelta(hours=-5))))
+    [got] = store.records()
+    assert got.ts == local and got.ts.tzinfo == UTC
+    assert got.received_at == NOW and got.received_at.tzinfo == UTC
+
+
+def test_a_redelivered_record_is_ignored_and_counted_as_duplicate(store: RecordStore) -> None:
+    first = [record(seq=i) for i in range(1, 6)]
+    assert store.insert(first, NOW).inserted == 5
+    again = store.insert([*first[2:], record(seq=6)], NOW)
+    assert (again.inserted, again.duplicates) == (1, 3)
+    assert dict(again.inserted_by_stream) == {"events": 1}
+    assert [r.seq for r in store.records()] == [1, 2, 3, 4, 5, 6]
+
+
+def test_the_same_record_twice_in_one_insert_is_stored_once(store: RecordStore) -> None:
+    rec = record()
+    result = store.insert([rec, rec], NOW)
+    assert (result.inserted, result.duplicates) == (1, 1)
+    assert len(store.records()) == 1
+
+
+def test_records_come_back_in_arrival_order_and_filter_by_node_and_stream(store: RecordStore) -> None:
+    arrived = [
+        record("telemetry", seq=2), record("events", seq=1), record("telemetry", seq=1, node="edge-node-002"),
+        record("telemetry", seq=3), record("heartbeat", seq=1),
+    ]  # fmt: skip
+    store.insert(arrived[:2], NOW)
+    store.insert(arrived[2:], NOW)
+    everything = store.records()
+    assert [r.id for r in everything] == [r.id for r in arrived]
+    assert all(a.arrival < b.arrival for a, b in itertools.pairwise(everything))
+    assert [r.seq for r in store.records(node="edge-node-001", stream="telemetry")] == [2, 3]
+    assert [r.node for r in store.records(stream="telemetry")] == [
+        "edge-node-001",
+        "edge-node-002",
+        "edge-node-001",
+    ]
+    assert len(store.records(limit=2)) == 2
+
+
+def test_counts_are_per_stream_with_a_total(store: RecordStore) -> None:
+    assert store.counts() == {"total": 0}
+    store.insert([record("events"), record("telemetry", 1), record("telemetry", 2)], NOW)
+    assert store.counts() == {"events": 1, "telemetry": 2, "total": 3}
+
+
+def test_unknown_fields_from_newer_nodes_are_kept_in_raw(store: RecordStore) -> None:
+    env = envelope()
+    raw = encode_envelope(env)[:-1] + b',"priority_hint":"high","geo":{"lat":52.5}}'
+    store.insert([IngestRecord.from_envelope(env, DISTRICT, raw)], NOW)
+    [got] = store.records()
+    kept = msgspec.json.decode(got.raw)
+    assert kept["priority_hint"] == "high" and kept["geo"] == {"lat": 52.5}
+    assert got.raw.encode() == raw
+
+
+def test_an_insert_the_database_refuses_stores_nothing_of_its_batch(store: RecordStore) -> None:
+    # seq beyond 64 bits: valid JSON and a valid envelope, but no backend column holds it.
+    batch = [record(seq=1), record(seq=2**70), record(seq=3)]
+    with pytest.raises(StoreRejectedError, match="insert of 3 records failed"):
+        store.insert(batch, NOW)
+    assert store.records() == []
+    assert store.insert([batch[0], batch[2]], NOW).inserted == 2
+
+
+def test_rejected_messages_are_recorded_for_the_audit(store: RecordStore) -> None:
+    store.record_rejection("ce/v1/corridor-a/edge-node-001/up/events", "bad_json", "invalid batch: ...", NOW)
+    store.record_rejection("ce/v1/x/y/up/z", "oversize", "payload too large", NOW)
+    assert [(r.reason, r.topic) for r in store.rejections()] == [
+        ("bad_json", "ce/v1/corridor-a/edge-node-001/up/events"),
+        ("oversize", "ce/v1/x/y/up/z"),
+    ]
+    [over] = store.rejections(reason="oversize")
+    assert over.detail == "payload too large" and over.received_at == NOW
+
+
+def test_migrating_again_changes_nothing_and_keeps_the_data(store_url: str) -> None:
+    with RecordStore.open(store_url) as first:
+        first.insert([record()], NOW)
+    with RecordStore.open(store_url) as second:
+        assert second.revision() == head_revision() == "0001_records"
+        assert second.counts()["total"] == 1
+
+
+def test_two_processes_migrating_a_fresh_database_at_once_both_succeed(store_url: str) -> None:
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        barrier.wait()
+        try:
+            RecordStore.open(store_url).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    with RecordStore.open(store_url) as store:
+        assert store.revision() == "0001_records"
+
+
+def test_an_unsupported_database_url_is_a_config_error_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"mysql://u:\*\*\*@h/db: only sqlite and postgresql"):
+        RecordStore.open("mysql://u:secret@h/db")
+    with pytest.raises(ConfigError, match="not a URL"):
+        RecordStore.open("no url at all")
+
+
+def test_an_unreachable_database_is_unavailable_not_rejected() -> None:
+    with pytest.raises(StoreUnavailableError, match=r"127\.0\.0\.1:1/nothing"):
+        RecordStore.open("postgresql://postgres:pw@127.0.0.1:1/nothing?connect_timeout=2")
