@@ -4,6 +4,7 @@ store commit (a failing store, a crash between commit and ack)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -18,8 +19,11 @@ import pytest
 import yaml
 
 from cityedge.cloud.ingest import IngestConfig, IngestConsumer, IngestRecord
+from cityedge.cloud.ingest.consumer import full_jitter
 from cityedge.cloud.store import InsertResult, RecordStore, StoreRejectedError, StoreUnavailableError
+from cityedge.configfile import load_config
 from cityedge.protocol import up_topic
+from cityedge.protocol.errors import ConfigError
 from cityedge.sim.brokers import free_port
 from tests.support.services import TlsBroker
 
@@ -255,3 +259,77 @@ def test_ingest_killed_after_commit_before_ack_gets_the_message_again_and_stores
         assert survivor.wait(20) == 0, log.read_text()
     with RecordStore.open(db) as store:
         assert [r.id for r in store.records()] == [e.id for e in events]
+
+
+def test_ingest_reconnects_after_the_broker_restarts_and_keeps_consuming(
+    tls_broker: TlsBroker, store: RecordStore
+) -> None:
+    consumer = running(IngestConsumer(ingest_config(tls_broker), store))
+    try:
+        tls_broker.process.restart()
+        wait_for(lambda: consumer.stats().reconnects == 1 and consumer.stats().subscribed, 30, "a reconnect")
+        device = Device(tls_broker.port, tls_broker.identity(NODE))
+        try:
+            event = envelope()
+            device.publish(EVENTS, batch([event]))
+            wait_for(lambda: consumer.stats().acked == 1, 20, "the message after the restart")
+        finally:
+            device.close()
+        assert [r.id for r in store.records()] == [event.id]
+        assert consumer.registry.get_sample_value("cityedge_ingest_reconnects_total") == 1
+    finally:
+        consumer.stop()
+
+
+# amqtt leaks the stream of the MQTT 5 connection it never answered (its own sockets).
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_on_a_broker_without_mqtt5_auto_falls_back_to_mqtt_3_1_1(store: RecordStore) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from cityedge.sim.embedded import EmbeddedBroker
+
+    broker = EmbeddedBroker().start()
+    cfg = IngestConfig(
+        port=broker.port, client_id="ingest", share_group=None, protocol="auto", connect_timeout_s=1.0
+    )
+    consumer = running(IngestConsumer(cfg, store))
+    node = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=NODE, protocol=mqtt.MQTTv311)
+    try:
+        assert consumer.stats().protocol == "3.1.1"
+        node.connect("127.0.0.1", broker.port)
+        node.loop_start()
+        event = envelope()
+        node.publish(EVENTS, batch([event]), qos=1).wait_for_publish(10)
+        wait_for(lambda: consumer.stats().acked == 1, 20, "the message over MQTT 3.1.1")
+        assert [r.id for r in store.records()] == [event.id]
+    finally:
+        node.disconnect()
+        node.loop_stop()
+        consumer.stop()
+        broker.stop()
+        gc.collect()  # collect amqtt's leaked streams here, under this test's warning filter
+
+
+def test_missing_tls_files_stop_the_start_with_an_error_naming_them(
+    store: RecordStore, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nope.crt"
+    cfg = IngestConfig(tls={"cafile": missing, "certfile": missing, "keyfile": missing})
+    with pytest.raises(ConfigError, match=r"ingest tls: cannot load cafile=.*nope\.crt"):
+        IngestConsumer(cfg, store).start()
+
+
+def test_an_unknown_key_in_the_config_file_is_an_error_naming_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "cloud.yaml"
+    path.write_text("port: 8883\nshare_grup: ingest\n")
+    with pytest.raises(ConfigError, match=r"cloud\.yaml: invalid config: share_grup: Extra inputs"):
+        load_config(IngestConfig, path)
+
+
+@pytest.mark.parametrize("attempt", [0, 1, 3, 10, 1000])
+def test_reconnect_delays_are_full_jitter_under_an_exponential_cap(attempt: int) -> None:
+    cap = min(30.0, 0.5 * 2**attempt)
+    assert full_jitter(attempt, 0.5, 30.0, rand=lambda: 0.0) == 0.0
+    assert full_jitter(attempt, 0.5, 30.0, rand=lambda: 0.999999) == pytest.approx(cap, rel=1e-5)
+    assert 0.0 <= full_jitter(attempt, 0.5, 30.0) <= cap

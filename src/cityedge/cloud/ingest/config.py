@@ -48,6 +48,8 @@ class IngestConfig(_Strict):
     max_payload_bytes: int = Field(256 * 1024, ge=1024)
     metrics_port: int | None = Field(None, ge=0, le=65535)
     keepalive_s: int = Field(30, ge=5)
+    # A connection whose CONNACK does not come within this is dropped and tried again.
+    connect_timeout_s: float = Field(5.0, gt=0)
     session_expiry_s: int = Field(7 * 24 * 3600, ge=0)
     # Reconnect backoff (full jitter): a random delay in [0, min(cap, base * 2**attempt)].
     backoff_base_s: float = Field(0.5, gt=0)

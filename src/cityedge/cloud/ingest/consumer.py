@@ -144,6 +144,7 @@ class IngestConsumer:
         self._generation = 0
         self._attempt = 0
         self._downgrade = False
+        self._connack_seen = False
         self._committed_once = False
         self._tls: ssl.SSLContext | None = None
         self._threads: list[threading.Thread] = []
@@ -240,6 +241,7 @@ class IngestConsumer:
             reconnect_on_failure=False,
             manual_ack=True,
         )
+        client.enable_logger(logging.getLogger("cityedge.cloud.ingest.paho"))
         if self._tls is not None:
             client.tls_set_context(self._tls)
         client.on_connect = self._on_connect
@@ -250,6 +252,7 @@ class IngestConsumer:
 
     def _connect(self, client: mqtt.Client) -> None:
         self._generation += 1
+        self._connack_seen = False
         if self._protocol == "5":
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self.config.session_expiry_s
@@ -265,11 +268,15 @@ class IngestConsumer:
 
     def _serve(self, client: mqtt.Client) -> None:
         generation = self._generation
+        connack_deadline = time.monotonic() + self.config.connect_timeout_s
         while not self._net_stop.is_set():
             rc = client.loop(timeout=_TICK_S)
             self._flush_acks(client, generation)
             if rc != mqtt.MQTT_ERR_SUCCESS or self._downgrade:
                 self._set_connected(False)
+                return
+            if not self._connack_seen and time.monotonic() > connack_deadline:
+                self._no_connack(client)
                 return
         # Stopping: the worker has finished, so every ack it queued is sent before DISCONNECT.
         self._flush_acks(client, generation)
@@ -278,6 +285,20 @@ class IngestConsumer:
             if client.loop(timeout=_TICK_S) != mqtt.MQTT_ERR_SUCCESS:
                 break
         self._set_connected(False)
+
+    def _no_connack(self, client: mqtt.Client) -> None:
+        # Some 3.1.1-only brokers (amqtt) never answer an MQTT 5 CONNECT at all, so "auto"
+        # also falls back when the CONNACK does not come (and tries 5 again if 3.1.1 fails).
+        log.warning(
+            "ingest: no CONNACK within %.1fs (MQTT %s)", self.config.connect_timeout_s, self._protocol
+        )
+        if self.config.protocol == "auto":
+            self._protocol = "3.1.1" if self._protocol == "5" else "5"
+            self._downgrade = True
+        client.disconnect()
+        sock = client.socket()
+        if sock is not None:  # never connected, so paho may not close it itself
+            sock.close()
 
     def _flush_acks(self, client: mqtt.Client, generation: int) -> None:
         while True:
@@ -302,6 +323,7 @@ class IngestConsumer:
     def _on_connect(
         self, client: mqtt.Client, _userdata: Any, flags: mqtt.ConnectFlags, reason: ReasonCode, _props: Any
     ) -> None:
+        self._connack_seen = True
         if reason.is_failure:
             if (
                 reason.value == _UNSUPPORTED_PROTOCOL
