@@ -60,6 +60,9 @@ _bench.register(app, bench_app)
 from cityedge.commands import cloud as _cloud  # noqa: E402
 
 _cloud.register(app, bench_app)
+from cityedge.commands import camera as _camera  # noqa: E402
+
+_camera.register(app, bench_app)
 # --- end of command groups ---
 
 

@@ -301,15 +301,24 @@ class FrameSource:
                 return
             # The watchdog runs on wall time even when pacing runs on an injected clock.
             now = time.monotonic()
-            if packet.size and self._sink is not None:
-                self._sink.packet(packet, time.time())
             frames = packet.decode()
+            if packet.size and self._sink is not None:
+                self._tee(packet)
             if frames:
                 last_frame = now
             elif now - last_frame > self.config.stall_timeout_s:
                 raise _Stalled(f"no decodable frame for {self.config.stall_timeout_s:g} s")
             for frame in frames:
                 self._deliver(frame, pacer)
+
+    def _tee(self, packet: Any) -> None:
+        # After decode: muxing rebases the packet's timestamps in place. A failing recorder
+        # must not cost the camera its detection, so its errors stop here.
+        assert self._sink is not None
+        try:
+            self._sink.packet(packet, time.time())
+        except Exception:
+            log.exception("camera %s: packet sink failed", self.name)
 
     def _deliver(self, frame: av.VideoFrame, pacer: _Pacer) -> None:
         if self.paced and frame.time is not None:
