@@ -8,7 +8,6 @@ before it signs anything.
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,11 +25,11 @@ from cityedge.pki.keys import (
     make_csr,
     write_pem_atomic,
 )
+from cityedge.pki.profile import DEVICE_ID_PATTERN, csr_identity
 from cityedge.protocol.errors import PkiError
 
 __all__ = ["DEVICE_ID_PATTERN", "CertificateAuthority", "IssuedIdentity"]
 
-DEVICE_ID_PATTERN = re.compile(r"^[a-z0-9-]{1,63}$")
 DEFAULT_DEVICE_LIFETIME = timedelta(days=90)
 
 
@@ -45,14 +44,6 @@ class IssuedIdentity:
 
 def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _common_name(name: x509.Name) -> str:
-    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if len(attrs) != 1:
-        raise PkiError("the CSR subject must carry exactly one CN")
-    value = attrs[0].value
-    return value if isinstance(value, str) else value.decode()
 
 
 class CertificateAuthority:
@@ -111,16 +102,18 @@ class CertificateAuthority:
         client_auth: bool = True,
         server_auth: bool = False,
         extra_sans: tuple[str, ...] = (),
+        expected_id: str | None = None,
     ) -> x509.Certificate:
-        """Sign a CSR whose CN is a device or service id; refuse anything else."""
+        """Sign a CSR whose CN is a device or service id; refuse anything else.
+
+        `expected_id` (the id the inventory or token vouches for) must equal the CSR's CN.
+        """
         if not csr.is_signature_valid:
             raise PkiError("the CSR's signature does not verify (no proof of key possession)")
         public_key = csr.public_key()
         if not isinstance(public_key, ec.EllipticCurvePublicKey) or public_key.curve.name != "secp256r1":
             raise PkiError("the CSR's key must be EC P-256")
-        cn = _common_name(csr.subject)
-        if not DEVICE_ID_PATTERN.match(cn):
-            raise PkiError(f"CN {cn!r} is outside the allowed charset {DEVICE_ID_PATTERN.pattern}")
+        cn = csr_identity(csr, expected_id)
         usages = ([ExtendedKeyUsageOID.CLIENT_AUTH] if client_auth else []) + (
             [ExtendedKeyUsageOID.SERVER_AUTH] if server_auth else []
         )
@@ -186,7 +179,8 @@ class CertificateAuthority:
             .issuer_name(issuer)
             .public_key(public_key)
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5))
+            # Backdated for clock skew, but never by more than a tenth of a short life.
+            .not_valid_before(now - min(timedelta(minutes=5), lifetime / 10))
             .not_valid_after(now + lifetime)
         )
 

@@ -49,12 +49,11 @@ def make_csr(key: ec.EllipticCurvePrivateKey, common_name: str) -> x509.Certific
 
 
 def write_pem_atomic(path: Path, data: bytes, *, private: bool = False) -> None:
-    """Write a PEM file with temp file + os.replace, 0600 when it holds a key."""
+    """Write a PEM file with temp file + os.replace: 0600 when it holds a key, else 0644."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        if private:
-            os.fchmod(fd, 0o600)
+        os.fchmod(fd, 0o600 if private else 0o644)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
