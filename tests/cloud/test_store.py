@@ -126,11 +126,22 @@ def test_rejected_messages_are_recorded_for_the_audit(store: RecordStore) -> Non
     assert over.detail == "payload too large" and over.received_at == NOW
 
 
+def test_the_first_revision_is_0001_records_so_later_ones_can_build_on_it() -> None:
+    from alembic.script import ScriptDirectory
+
+    from cityedge.cloud.store.migrate import alembic_config
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    [base] = scripts.get_bases()
+    assert base == "0001_records"
+    assert [r.revision for r in scripts.walk_revisions()][-1] == "0001_records"
+
+
 def test_migrating_again_changes_nothing_and_keeps_the_data(store_url: str) -> None:
     with RecordStore.open(store_url) as first:
         first.insert([record()], NOW)
     with RecordStore.open(store_url) as second:
-        assert second.revision() == head_revision() == "0001_records"
+        assert second.revision() == head_revision()
         assert second.counts()["total"] == 1
 
 
@@ -152,7 +163,7 @@ def test_two_processes_migrating_a_fresh_database_at_once_both_succeed(store_url
         t.join(60)
     assert errors == []
     with RecordStore.open(store_url) as store:
-        assert store.revision() == "0001_records"
+        assert store.revision() == head_revision()
 
 
 def test_an_unsupported_database_url_is_a_config_error_naming_it() -> None:
