@@ -1,0 +1,173 @@
+"""The outbox's pure policy: stream policies, limits, admission and eviction, fair scheduling.
+
+No I/O, no clock, no SQLite: the store asks these functions what to do and passes `now`
+and sizes in, so every overflow and fairness rule is tested without a disk or a sleep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+__all__ = [
+    "DEFAULT_POLICIES",
+    "DROP_REASONS",
+    "Admission",
+    "FairScheduler",
+    "OutboxLimits",
+    "StreamPolicy",
+    "Usage",
+    "admit",
+    "evictions_needed",
+    "expires_at",
+    "policy_for",
+]
+
+WhenFull = Literal["drop_oldest", "reject_new"]
+DropReason = Literal["full", "disk_floor", "expired", "evicted"]
+DROP_REASONS: Final[tuple[DropReason, ...]] = ("full", "disk_floor", "expired", "evicted")
+
+MiB: Final = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StreamPolicy:
+    """How one stream behaves: its share of the link, what happens when full, how long it lives."""
+
+    name: str
+    priority: int
+    when_full: WhenFull
+    ttl_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.priority < 1:
+            raise ValueError(f"stream {self.name!r}: priority must be >= 1, got {self.priority}")
+        if self.when_full not in ("drop_oldest", "reject_new"):
+            raise ValueError(f"stream {self.name!r}: when_full must be drop_oldest or reject_new")
+        if self.ttl_s is not None and self.ttl_s <= 0:
+            raise ValueError(f"stream {self.name!r}: ttl_s must be > 0, got {self.ttl_s}")
+
+
+@dataclass(frozen=True)
+class OutboxLimits:
+    """The three bounds of the outbox: payload bytes, records, and a floor of free disk."""
+
+    max_bytes: int = 256 * MiB
+    max_records: int = 1_000_000
+    min_free_disk_bytes: int = 512 * MiB
+
+    def __post_init__(self) -> None:
+        if self.max_bytes < 1 or self.max_records < 1 or self.min_free_disk_bytes < 0:
+            raise ValueError(f"outbox limits must be positive: {self}")
+
+
+DEFAULT_POLICIES: Final[Mapping[str, StreamPolicy]] = {
+    p.name: p
+    for p in (
+        StreamPolicy("events", 8, "reject_new"),
+        StreamPolicy("decisions", 8, "reject_new"),
+        StreamPolicy("ota", 6, "reject_new"),
+        StreamPolicy("heartbeat", 4, "drop_oldest", ttl_s=3600.0),
+        StreamPolicy("telemetry", 2, "drop_oldest"),
+    )
+}
+
+
+def policy_for(stream: str, policies: Mapping[str, StreamPolicy]) -> StreamPolicy:
+    """A stream nobody configured still gets a home: lowest priority, oldest dropped first."""
+    policy = policies.get(stream)
+    return policy if policy is not None else StreamPolicy(stream, 1, "drop_oldest")
+
+
+def expires_at(appended_at: float, policy: StreamPolicy, record_ttl_s: float | None) -> float | None:
+    """The record's own time-to-live wins over its stream's; None means it never expires."""
+    ttl = record_ttl_s if record_ttl_s is not None else policy.ttl_s
+    return None if ttl is None else appended_at + ttl
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the outbox holds now, in records and payload bytes."""
+
+    records: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The verdict on one new record before any eviction.
+
+    `accept` with `over_records == over_bytes == 0` means it fits as is; otherwise the
+    caller may free that much from the stream's oldest pending records (drop_oldest only).
+    """
+
+    accept: bool
+    reason: DropReason | None = None
+    over_records: int = 0
+    over_bytes: int = 0
+
+    @property
+    def needs_room(self) -> bool:
+        return self.accept and (self.over_records > 0 or self.over_bytes > 0)
+
+
+def admit(size: int, usage: Usage, limits: OutboxLimits, policy: StreamPolicy, free_disk: int) -> Admission:
+    """Decide whether a record of `size` payload bytes may enter, and how much room it needs."""
+    if free_disk < limits.min_free_disk_bytes:
+        return Admission(False, "disk_floor")
+    if size > limits.max_bytes:
+        return Admission(False, "full")
+    over_records = max(0, usage.records + 1 - limits.max_records)
+    over_bytes = max(0, usage.bytes + size - limits.max_bytes)
+    if (over_records or over_bytes) and policy.when_full == "reject_new":
+        return Admission(False, "full")
+    return Admission(True, None, over_records, over_bytes)
+
+
+def evictions_needed(admission: Admission, evictable_sizes: Iterable[int]) -> int | None:
+    """How many of the oldest pending records (sizes, oldest first) to evict so the new one fits.
+
+    None when even evicting all of them would not make room: then nothing is evicted and the
+    new record is refused, because losing old records for a record we refuse anyway helps nobody.
+    """
+    need_records, need_bytes = admission.over_records, admission.over_bytes
+    count = 0
+    for size in evictable_sizes:
+        if need_records <= 0 and need_bytes <= 0:
+            break
+        count += 1
+        need_records -= 1
+        need_bytes -= size
+    return count if need_records <= 0 and need_bytes <= 0 else None
+
+
+@dataclass
+class FairScheduler:
+    """Stride scheduling over streams: each pick costs records/priority of virtual time.
+
+    The stream with the least virtual time is served next, so a stream gets a share of records
+    in proportion to its priority and none starves. A stream that was idle rejoins at the
+    current virtual time: idling earns no credit to burst with later, and a newly ready
+    high-priority stream is served at once.
+    """
+
+    _pass: dict[str, float] = field(default_factory=dict)
+    _vtime: float = 0.0
+
+    def pick(self, ready: Mapping[str, int]) -> str | None:
+        """The next stream among `ready` (stream -> priority), or None when nothing is ready."""
+        if not ready:
+            return None
+        for stream in ready:
+            self._pass[stream] = max(self._pass.get(stream, self._vtime), self._vtime)
+        chosen = min(ready, key=lambda s: (self._pass[s], -ready[s], s))
+        self._vtime = self._pass[chosen]
+        return chosen
+
+    def charge(self, stream: str, records: int, priority: int) -> None:
+        """Account `records` sent from `stream`: its next turn comes later the more it took."""
+        self._pass[stream] = self._pass.get(stream, self._vtime) + max(1, records) / priority
+
+    def forget(self, stream: str) -> None:
+        self._pass.pop(stream, None)
