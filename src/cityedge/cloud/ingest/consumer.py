@@ -217,7 +217,11 @@ class IngestConsumer:
             except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
                 self._retry_later(f"cannot connect to {self.config.host}:{self.config.port}: {exc}")
                 continue
-            self._serve(client)
+            try:
+                self._serve(client)
+            except Exception:  # a paho or callback failure must not end the network thread
+                log.exception("ingest: network loop failed; reconnecting")
+                self._drop(client)
             if self._net_stop.is_set():
                 break
             if self._downgrade:
@@ -295,9 +299,13 @@ class IngestConsumer:
         if self.config.protocol == "auto":
             self._protocol = "3.1.1" if self._protocol == "5" else "5"
             self._downgrade = True
+        self._drop(client)
+
+    @staticmethod
+    def _drop(client: mqtt.Client) -> None:
         client.disconnect()
         sock = client.socket()
-        if sock is not None:  # never connected, so paho may not close it itself
+        if sock is not None:  # not (or no longer) connected: paho may not close it itself
             sock.close()
 
     def _flush_acks(self, client: mqtt.Client, generation: int) -> None:
@@ -310,8 +318,8 @@ class IngestConsumer:
                 # Taken on an earlier connection: the broker redelivers it on this one, and
                 # the store counts the redelivery as a duplicate.
                 continue
-            client.ack(msg.mid, msg.qos)
-            self._count(acked=1)
+            if client.ack(msg.mid, msg.qos) == mqtt.MQTT_ERR_SUCCESS:
+                self._count(acked=1)
 
     def _set_connected(self, connected: bool) -> None:
         with self._lock:
@@ -409,6 +417,8 @@ class IngestConsumer:
                 self._process(batch)
             except _Stopping:
                 return
+            except Exception:  # unacked, so the broker redelivers the messages after a reconnect
+                log.exception("ingest: processing %d messages failed; left unacknowledged", len(batch))
 
     def _process(self, batch: list[_Message]) -> None:
         group = self._decode(batch)
@@ -430,6 +440,9 @@ class IngestConsumer:
                 records = decode_message(msg.topic, msg.payload, max_bytes=self.config.max_payload_bytes)
             except ProtocolError as exc:
                 self._reject(group, msg, rejection_reason(exc), str(exc))
+            except Exception as exc:  # a decoder bug: retrying the same bytes cannot help
+                log.exception("ingest: decoding a message on %s failed unexpectedly", msg.topic)
+                self._reject(group, msg, "internal", f"unexpected {type(exc).__name__}: {exc}")
             else:
                 group.accepted.append((msg, records))
         return group

@@ -19,7 +19,15 @@ from cityedge.protocol.topics import parse_topic
 __all__ = ["MAX_SEQ", "REJECTION_REASONS", "IngestRecord", "decode_message", "rejection_reason"]
 
 MAX_SEQ: Final = 2**63 - 1  # what a BIGINT column holds, on both store backends
-REJECTION_REASONS: Final = ("bad_json", "schema", "oversize", "topic", "node_mismatch", "store_rejected")
+REJECTION_REASONS: Final = (
+    "bad_json",
+    "schema",
+    "oversize",
+    "topic",
+    "node_mismatch",
+    "store_rejected",
+    "internal",
+)
 
 
 class IngestRecord(msgspec.Struct, frozen=True, kw_only=True):
