@@ -8,12 +8,13 @@ a YOLOv8n-sized model with random weights are generated once into a cache direct
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
 
-__all__ = ["bench_camera", "build_bench_model", "register", "write_bench_video"]
+__all__ = ["BenchOptions", "bench_camera", "build_bench_model", "register", "write_bench_video"]
 
 _DEFAULT_CACHE = Path.home() / ".cache" / "cityedge" / "bench-camera"
 SIZE = (1280, 720)
@@ -35,6 +36,9 @@ def bench_camera_command(
     seconds: float = typer.Option(30.0, "--seconds", min=1.0, help="Measured window after warm-up."),
     detector: str = typer.Option("motion", "--detector", help="motion | onnx (YOLOv8n-sized, motion-gated)."),
     warmup: float = typer.Option(5.0, "--warmup", min=0.0, help="Seconds run before measuring."),
+    scene: str = typer.Option("clear_day", "--scene", help="clear_day | dusk_noise | heavy_traffic."),
+    int8: bool = typer.Option(False, "--int8", help="onnx: the same graph quantized to int8 (QDQ)."),
+    max_crops: int = typer.Option(2, "--max-crops", min=1, help="onnx: motion crops per frame at most."),
     cache_dir: Path = typer.Option(_DEFAULT_CACHE, "--cache-dir", help="Where the clip and model are kept."),
 ) -> None:
     """Run N cameras in real time through sources, perception, rules and decisions; print figures."""
@@ -42,13 +46,24 @@ def bench_camera_command(
 
     if detector not in ("motion", "onnx"):
         raise ConfigError(f"--detector must be motion or onnx, not {detector!r}")
-    result = bench_camera(cameras, fps, seconds, detector, cache_dir, warmup)
+    options = BenchOptions(cameras, fps, seconds, detector, warmup, scene, int8, max_crops)
+    result = bench_camera(options, cache_dir)
     typer.echo(json.dumps(result, indent=None if json_out else 2))
 
 
-def bench_camera(
-    cameras: int, fps: int, seconds: float, detector: str, cache_dir: Path, warmup: float = 5.0
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BenchOptions:
+    cameras: int = 4
+    fps: int = 10
+    seconds: float = 30.0
+    detector: str = "motion"
+    warmup: float = 5.0
+    scene: str = "clear_day"
+    int8: bool = False
+    max_crops: int = 2
+
+
+def bench_camera(opts: BenchOptions, cache_dir: Path) -> dict[str, Any]:
     import os
     import threading
     import time
@@ -60,8 +75,10 @@ def bench_camera(
     from cityedge.edge.camera.pipeline import CameraPipeline
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    video, zones = write_bench_video(cache_dir, fps)
-    configs = [_camera_config(i, video, zones, fps, detector, cache_dir) for i in range(cameras)]
+    cameras, fps, seconds = opts.cameras, opts.fps, opts.seconds
+    video, zones = write_bench_video(cache_dir, fps, opts.scene)
+    detector = _detector_section(opts, cache_dir)
+    configs = [_camera_config(i, video, zones, fps, detector) for i in range(cameras)]
     sink, published = _CountingSink(), [0]
     pipeline = CameraPipeline(
         configs,
@@ -73,7 +90,7 @@ def bench_camera(
     for worker in pipeline.workers:  # staggered like real, unsynchronised cameras
         worker.start()
         stop.wait(1.0 / fps / cameras)
-    stop.wait(warmup)
+    stop.wait(opts.warmup)
     proc = psutil.Process(os.getpid())
     psutil.cpu_percent(None)
     cpu0, t0 = proc.cpu_times(), time.time()
@@ -99,7 +116,8 @@ def bench_camera(
         "p99_ms": p99,
         "cpu_percent": round(machine_cpu, 1),
         "process_cpu_percent": round(own, 1),
-        "detector": detector,
+        "detector": opts.detector + ("-int8" if opts.detector == "onnx" and opts.int8 else ""),
+        "scene": video.name,
         "frame_size": list(SIZE),
         "seconds": round(window, 1),
         "frames": sum(frames),
@@ -119,20 +137,17 @@ class _CountingSink:
         self.count += 1
 
 
-def _camera_config(i: int, video: Path, zones: dict[str, Any], fps: int, detector: str, cache: Path) -> Any:
+def _detector_section(opts: BenchOptions, cache: Path) -> dict[str, Any]:
+    if opts.detector == "motion":
+        return {"name": "motion"}
+    model = build_bench_model(cache, int8=opts.int8)
+    classes = [f"class{k}" for k in range(_BENCH_CLASSES)]
+    return {"name": "onnx", "options": {"model": str(model), "classes": classes, "max_crops": opts.max_crops}}
+
+
+def _camera_config(i: int, video: Path, zones: dict[str, Any], fps: int, det: dict[str, Any]) -> Any:
     from cityedge.edge.camera.config import CameraConfig
 
-    det: dict[str, Any] = {"name": "motion"}
-    if detector == "onnx":
-        model = build_bench_model(cache)
-        det = {
-            "name": "onnx",
-            "options": {
-                "model": str(model),
-                "classes": [f"c{k}" for k in range(_BENCH_CLASSES)],
-                "max_crops": 2,
-            },
-        }
     cam = f"cam-{i + 1}"
     return CameraConfig.model_validate(
         {
@@ -150,15 +165,31 @@ def _camera_config(i: int, video: Path, zones: dict[str, Any], fps: int, detecto
 # --- the clip ----------------------------------------------------------------------------------
 
 
-def write_bench_video(cache: Path, fps: int, seconds: int = 20) -> tuple[Path, dict[str, Any]]:
-    """A 1280x720 H.264 clip of two-way traffic (made once) and the zones of its lanes."""
+def write_bench_video(cache: Path, fps: int, scene: str = "clear_day") -> tuple[Path, dict[str, Any]]:
+    """A 1280x720 H.264 clip (made once) and the zones of its lanes.
+
+    The synthetic test bed's scene (a pole camera over four lanes with staged incidents)
+    when `cityedge.sim.scene` is there; a plain four-lane fallback otherwise.
+    """
+    try:
+        from cityedge.sim.scenarios import preset
+        from cityedge.sim.scene import scene_zones, write_video
+    except ImportError:
+        return _fallback_video(cache, fps)
+    scenario = preset(scene, slots=1, size=SIZE, fps=float(fps))  # 62 s: one slot of incidents
+    path = cache / f"{scene}-{SIZE[0]}x{SIZE[1]}-{fps}fps.mp4"
+    if not path.exists():
+        write_video(scenario, path, size=SIZE, fps=float(fps))
+    return path, scene_zones(scenario).model_dump(mode="json")
+
+
+def _fallback_video(cache: Path, fps: int, seconds: int = 20) -> tuple[Path, dict[str, Any]]:
     path = cache / f"traffic-{SIZE[0]}x{SIZE[1]}-{fps}fps-{seconds}s.mp4"
-    zones = _bench_zones()
     if not path.exists():
         tmp = path.with_suffix(".part.mp4")
         _encode(tmp, _traffic_frames(fps, seconds), fps)
         tmp.replace(path)
-    return path, zones
+    return path, _bench_zones()
 
 
 def _bench_zones() -> dict[str, Any]:
@@ -225,8 +256,12 @@ def _encode(path: Path, frames: Any, fps: int) -> None:
 # --- the model ---------------------------------------------------------------------------------
 
 
-def build_bench_model(cache: Path, size: int = 320, nc: int = _BENCH_CLASSES) -> Path:
-    """A YOLOv8-shaped ONNX graph ([1, 4+nc, 2100] at 320) with random weights and ~1.09 GMACs."""
+def build_bench_model(cache: Path, size: int = 320, nc: int = _BENCH_CLASSES, *, int8: bool = False) -> Path:
+    """A YOLOv8-shaped ONNX graph ([1, 4+nc, 2100] at 320) with random weights and ~1.09 GMACs.
+
+    `int8`: the same graph quantized by ONNX Runtime (static, QDQ, per-channel int8 weights,
+    calibrated on random images: with random weights, ranges are all that matter).
+    """
     path = cache / f"yolov8n-like-{size}.onnx"
     if not path.exists():
         model, _ = _bench_graph(size, nc)
@@ -235,7 +270,37 @@ def build_bench_model(cache: Path, size: int = 320, nc: int = _BENCH_CLASSES) ->
         tmp = path.with_suffix(".part")
         onnx.save(model, str(tmp))
         tmp.replace(path)
-    return path
+    if not int8:
+        return path
+    qpath = cache / f"yolov8n-like-{size}-int8-qdq.onnx"
+    if not qpath.exists():
+        _quantize(path, qpath, size)
+    return qpath
+
+
+def _quantize(src: Path, dst: Path, size: int) -> None:
+    import numpy as np
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Images(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            rng = np.random.default_rng(0)
+            self._it = iter([{"images": rng.random((1, 3, size, size), dtype=np.float32)} for _ in range(4)])
+
+        def get_next(self) -> dict[str, Any] | None:
+            return next(self._it, None)
+
+    tmp = dst.with_suffix(".part")
+    quantize_static(
+        str(src),
+        str(tmp),
+        Images(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+    )
+    tmp.replace(dst)
 
 
 def _bench_graph(size: int, nc: int, head: int = 77) -> tuple[Any, int]:
