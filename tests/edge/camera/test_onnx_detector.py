@@ -157,3 +157,45 @@ def test_an_output_that_does_not_fit_the_classes_is_a_clear_error(tmp_path: Path
     )
     with pytest.raises(ConfigError, match=r"output shape \[1, 6, 1\] .* 3 classes"):
         det.detect(np.zeros((64, 64, 3), np.uint8))
+
+
+def conv_macs(model: onnx.ModelProto) -> int:
+    """Multiply-accumulates of every Conv, from the graph's own inferred shapes."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {
+        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]
+    }
+    weights = {init.name: list(init.dims) for init in model.graph.initializer}
+    total = 0
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            _, c_out, h, w = shapes[node.output[0]]
+            _, c_in, kh, kw = weights[node.input[1]]
+            total += c_out * h * w * c_in * kh * kw
+    return total
+
+
+def test_the_bench_model_has_the_compute_and_output_layout_of_yolov8n_at_320(tmp_path: Path) -> None:
+    from cityedge.commands.camera import YOLOV8N_320_MACS, build_bench_model
+
+    path = build_bench_model(tmp_path)
+    macs = conv_macs(onnx.load(str(path)))
+    assert macs == pytest.approx(YOLOV8N_320_MACS, rel=0.01)  # 8.7 GFLOPs at 640 -> 2.2 GFLOPs at 320
+    det = detector(path, classes=[f"c{k}" for k in range(80)])
+    assert det.input_size == (320, 320)
+    raw = det.session.run(None, {"images": np.zeros((1, 3, 320, 320), np.float32)})[0]
+    assert raw.shape == (1, 84, 2100)  # 40x40 + 20x20 + 10x10 anchors at strides 8, 16, 32
+    assert isinstance(det.detect(np.zeros((720, 1280, 3), np.uint8), regions=[Box(10, 10, 50, 50)]), list)
+
+
+def test_a_statically_quantized_qdq_model_runs_through_the_detector(tmp_path: Path) -> None:
+    from cityedge.commands.camera import build_bench_model
+
+    path = build_bench_model(tmp_path, int8=True)
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    det = detector(path, classes=[f"c{k}" for k in range(80)])
+    raw = det.session.run(None, {"images": np.zeros((1, 3, 320, 320), np.float32)})[0]
+    assert raw.shape == (1, 84, 2100)
+    assert isinstance(det.detect(np.zeros((360, 640, 3), np.uint8)), list)
