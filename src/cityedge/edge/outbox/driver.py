@@ -184,6 +184,7 @@ class Outbox:
     def claim(self, max_records: int, max_bytes: int) -> tuple[str, list[Claimed]] | None:
         """Hand out the next batch of one stream (fair by priority), in seq order, as in flight.
 
+        Pending records whose time-to-live has passed are dropped first (counted "expired").
         At least one record is returned even if it alone exceeds `max_bytes`, so an oversized
         record cannot block its stream. None when nothing is pending.
         """
@@ -191,17 +192,20 @@ class Outbox:
             raise OutboxError(f"claim: max_records must be >= 1, got {max_records}")
         with self._lock:
             self._require_open()
-            now = self._clock()
-            for _ in range(len(self._streams) + 1):
-                ready = {n: self.policy(n).priority for n, s in self._streams.items() if s.pending > 0}
-                name = self._scheduler.pick(ready)
-                if name is None:
-                    return None
-                taken = self._take(name, max_records, max_bytes, now)
-                if taken:
-                    self._scheduler.charge(name, len(taken), ready[name])
-                    return name, taken
-            return None
+            self._drop_expired(self._clock())
+            ready = {n: self.policy(n).priority for n, s in self._streams.items() if s.pending > 0}
+            name = self._scheduler.pick(ready)
+            if name is None:
+                return None
+            taken = self._take(name, max_records, max_bytes)
+            if not taken:  # memory said pending but the scan found none: rescan, then trust disk
+                self._streams[name].scan_from = 0
+                taken = self._take(name, max_records, max_bytes)
+            if not taken:
+                self._load()
+                return None
+            self._scheduler.charge(name, len(taken), ready[name])
+            return name, taken
 
     def ack(self, record_ids: Iterable[str]) -> int:
         """The broker has them: delete them. Unknown or already-acked ids are ignored."""
@@ -297,55 +301,53 @@ class Outbox:
         seq, _ = s.inflight.pop(record_id)
         s.scan_from = min(s.scan_from, seq)
 
-    def _take(self, name: str, max_records: int, max_bytes: int, now: float) -> list[Claimed]:
+    def _take(self, name: str, max_records: int, max_bytes: int) -> list[Claimed]:
+        """The oldest pending records of one stream, within the limits, now in flight."""
         s = self._streams[name]
         taken: list[Claimed] = []
-        expired: list[str] = []
         used = 0
         next_seq = s.scan_from
-        while len(taken) < max_records:
+        full = False
+        while not full:
             page = self._store.scan(name, next_seq, _PAGE, payload=True)
             for rec in page:
-                next_seq = rec.seq + 1
                 if rec.record_id in s.inflight:
+                    next_seq = rec.seq + 1
                     continue
-                if rec.expires_at is not None and rec.expires_at <= now:
-                    expired.append(rec.record_id)
-                    continue
-                assert rec.payload is not None
-                if taken and used + rec.size > max_bytes:
-                    next_seq = rec.seq
+                full = bool(taken) and used + rec.size > max_bytes
+                if full:
                     break
+                assert rec.payload is not None
                 taken.append(Claimed(rec.record_id, name, rec.seq, rec.payload))
                 used += rec.size
-                if len(taken) >= max_records:
+                next_seq = rec.seq + 1
+                full = len(taken) >= max_records
+                if full:
                     break
-            else:
-                if len(page) == _PAGE:
-                    continue
-            break
-        self._drop_expired(name, expired)
+            full = full or len(page) < _PAGE
         s.scan_from = next_seq
         for c in taken:
             s.inflight[c.record_id] = (c.seq, len(c.payload))
             self._inflight_of[c.record_id] = name
         return taken
 
-    def _drop_expired(self, name: str, ids: list[str]) -> None:
-        if not ids:
+    def _drop_expired(self, now: float) -> None:
+        """Every pending record whose time-to-live has passed leaves now, counted per stream."""
+        due = [rid for rid, _, _ in self._store.expired(now) if rid not in self._inflight_of]
+        if not due:
             return
-        key = (name, "expired")
         try:
             with self._store.transaction():
-                gone = self._store.delete(ids)
-                self._store.add_drops({key: len(gone)})
+                gone = self._store.delete(due)
+                counts = Counter((stream, "expired") for _, stream, _ in gone)
+                self._store.add_drops(counts)
         except BaseException:
             self._load()
             raise
-        s = self._streams[name]
-        s.records -= len(gone)
-        s.bytes -= sum(size for _, _, size in gone)
-        self._drops[key] += len(gone)
+        for _, stream, size in gone:
+            s = self._streams[stream]
+            s.records, s.bytes = s.records - 1, s.bytes - size
+        self._drops.update(counts)
 
     def _stream_stats(self, name: str, s: _Stream, now: float) -> StreamStats:
         oldest = self._store.oldest_appended_at(name) if s.records else None

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from cityedge.protocol.errors import ConfigError
+
 __all__ = [
     "DEFAULT_POLICIES",
     "DROP_REASONS",
@@ -42,11 +44,11 @@ class StreamPolicy:
 
     def __post_init__(self) -> None:
         if self.priority < 1:
-            raise ValueError(f"stream {self.name!r}: priority must be >= 1, got {self.priority}")
+            raise ConfigError(f"outbox stream {self.name!r}: priority must be >= 1, got {self.priority}")
         if self.when_full not in ("drop_oldest", "reject_new"):
-            raise ValueError(f"stream {self.name!r}: when_full must be drop_oldest or reject_new")
+            raise ConfigError(f"outbox stream {self.name!r}: when_full must be drop_oldest or reject_new")
         if self.ttl_s is not None and self.ttl_s <= 0:
-            raise ValueError(f"stream {self.name!r}: ttl_s must be > 0, got {self.ttl_s}")
+            raise ConfigError(f"outbox stream {self.name!r}: ttl_s must be > 0, got {self.ttl_s}")
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class OutboxLimits:
 
     def __post_init__(self) -> None:
         if self.max_bytes < 1 or self.max_records < 1 or self.min_free_disk_bytes < 0:
-            raise ValueError(f"outbox limits must be positive: {self}")
+            raise ConfigError(f"outbox limits must be positive: {self}")
 
 
 DEFAULT_POLICIES: Final[Mapping[str, StreamPolicy]] = {

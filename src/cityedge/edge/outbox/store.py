@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS records (
     payload BLOB NOT NULL,
     UNIQUE (stream, seq)
 );
+CREATE INDEX IF NOT EXISTS records_expiry ON records (expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS streams (
     name TEXT PRIMARY KEY,
     last_seq INTEGER NOT NULL
@@ -167,6 +168,13 @@ class SqliteStore:
             (stream, from_seq, limit),
         )
         return [StoredRecord(*row) for row in rows]
+
+    def expired(self, now: float) -> list[tuple[str, str, int]]:
+        """(id, stream, size) of every record whose time-to-live has passed at `now`."""
+        rows = self._db.execute(
+            "SELECT id, stream, size FROM records WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
+        )
+        return rows.fetchall()
 
     def delete(self, ids: Sequence[str]) -> list[tuple[str, str, int]]:
         """Delete records by id; returns (id, stream, size) of those that were there."""
