@@ -36,12 +36,12 @@ def ingest(
     ),
     db: str | None = typer.Option(None, "--db", help="Database URL; overrides `database` in the config."),
 ) -> None:
-    """Consume every node's up/ topics into the store; acknowledge each message only after
-    its records are committed. Runs until SIGTERM or Ctrl-C.
+    """Consume every node's up/ topics into the store; acknowledge each message only after its records are committed. Runs until SIGTERM or Ctrl-C.
 
-    Env CITYEDGE_FAULT=ingest_exit_after_commit (tests only) exits right after the first
-    commit, before the ack.
-    """
+    Config keys: host, port, tls {cafile, certfile, keyfile} (omit for plain TCP), client_id, share_group (null for brokers without shared subscriptions), protocol (auto | 5 | 3.1.1), database (sqlite:///cloud.db or postgresql+psycopg://...), max_payload_bytes, metrics_port; unknown keys are an error.
+
+    Env CITYEDGE_FAULT=ingest_exit_after_commit (tests only): exit right after the first commit, before the ack.
+    """  # noqa: E501
     import prometheus_client
 
     from cityedge.cloud.ingest import IngestConfig, IngestConsumer

@@ -10,11 +10,23 @@ import logging
 from pathlib import Path
 from typing import Final
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
+
+
+def _quiet_alembic() -> None:
+    # Alembic narrates every step at INFO (even its imports); keep that out of ingest's log
+    # unless the user set a level for it.
+    quiet = logging.getLogger("alembic")
+    if quiet.level == logging.NOTSET:
+        quiet.setLevel(logging.WARNING)
+
+
+_quiet_alembic()
+
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from alembic.runtime.migration import MigrationContext  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
 
 __all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "head_revision", "upgrade"]
 
@@ -43,10 +55,6 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Upgrade to `revision` in one locked transaction (idempotent)."""
     cfg = alembic_config()
-    quiet = logging.getLogger("alembic")
-    if quiet.level == logging.NOTSET:
-        # Alembic narrates every step at INFO; keep it out of ingest's log unless asked for.
-        quiet.setLevel(logging.WARNING)
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
