@@ -1,0 +1,18 @@
+"""The control plane's FastAPI app, built by a factory from its dependencies."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from cityedge.cloud.api import ca, devices, enrollment, revocation
+from cityedge.cloud.api.deps import ApiDeps
+
+__all__ = ["create_app"]
+
+
+def create_app(deps: ApiDeps) -> FastAPI:
+    app = FastAPI(title="cityedge control plane", version="1")
+    app.state.deps = deps
+    for module in (devices, enrollment, revocation, ca):
+        app.include_router(module.router)
+    return app
