@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy.engine import make_url
 
 from cityedge.cloud.ingest.decode import IngestRecord
 from cityedge.pki import IssuedIdentity
@@ -67,3 +70,25 @@ class Device:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def pg_admin(pg_url: str) -> str:
+    """A libpq URL for psycopg itself (no SQLAlchemy driver suffix)."""
+    return make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextmanager
+def pg_schema(pg_url: str, **query: str) -> Iterator[str]:
+    """A store URL whose tables live in a fresh schema, dropped afterwards: the database
+    `test` is shared with other tests."""
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin(pg_url), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = make_url(pg_url).update_query_dict({"options": f"-csearch_path={schema}", **query})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(pg_admin(pg_url), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

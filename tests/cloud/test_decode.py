@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from cityedge.cloud.ingest.decode import MAX_SEQ, decode_message, rejection_reason
+from cityedge.cloud.ingest.decode import MAX_SEQ, REJECTION_REASONS, decode_message, rejection_reason
 from cityedge.protocol import encode_envelope
 from cityedge.protocol.errors import DecodeError, NodeMismatchError, OversizeError, ProtocolError, TopicError
 
@@ -76,3 +78,32 @@ def test_a_bad_message_is_rejected_with_its_reason_and_what_was_wrong(
         decode_message(topic, payload, max_bytes=LIMIT)
     assert rejection_reason(caught.value) == reason, scenario
     assert words in str(caught.value), scenario
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300) | json_values.map(msgspec.json.encode))
+def test_any_payload_either_decodes_or_is_rejected_with_a_reason(payload: bytes) -> None:
+    try:
+        decode_message(TOPIC, payload, max_bytes=LIMIT)
+    except ProtocolError as exc:
+        assert rejection_reason(exc) in REJECTION_REASONS
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(["id", "node", "stream", "kind", "ts", "body", "seq", "x"]),
+                                json_values, max_size=8), max_size=3))  # fmt: skip
+def test_any_batch_of_record_like_objects_either_decodes_or_is_rejected_with_a_reason(
+    docs: list[dict[str, object]],
+) -> None:
+    payload = msgspec.json.encode({"v": 1, "node": NODE, "stream": "events", "records": docs})
+    try:
+        decode_message(TOPIC, payload, max_bytes=LIMIT)
+    except ProtocolError as exc:
+        assert rejection_reason(exc) in REJECTION_REASONS

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import itertools
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cityedge.cloud.ingest.decode import IngestRecord
 from cityedge.cloud.store import (
@@ -21,7 +24,7 @@ from cityedge.cloud.store import (
 from cityedge.protocol import encode_envelope
 from cityedge.protocol.errors import ConfigError
 
-from .support import DISTRICT, envelope, record
+from .support import DISTRICT, envelope, pg_admin, pg_schema, record
 
 NOW = datetime(2026, 11, 26, 6, 30, tzinfo=UTC)
 
@@ -176,3 +179,43 @@ def test_an_unsupported_database_url_is_a_config_error_naming_it() -> None:
 def test_an_unreachable_database_is_unavailable_not_rejected() -> None:
     with pytest.raises(StoreUnavailableError, match=r"127\.0\.0\.1:1/nothing"):
         RecordStore.open("postgresql://postgres:pw@127.0.0.1:1/nothing?connect_timeout=2")
+
+
+def test_pages_forward_from_an_arrival_already_seen(store: RecordStore) -> None:
+    store.insert([record(seq=i) for i in range(1, 6)], NOW)
+    first = store.records(limit=2)
+    rest = store.records(after=first[-1].arrival)
+    assert [r.seq for r in first] == [1, 2] and [r.seq for r in rest] == [3, 4, 5]
+    assert store.records(after=rest[-1].arrival) == []
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.integers(0, 11), max_size=8), min_size=1, max_size=6))
+def test_any_sequence_of_batches_with_repeats_stores_each_record_once(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[list[int]]
+) -> None:
+    pool = [record(seq=i) for i in range(12)]
+    url = f"sqlite:///{tmp_path_factory.mktemp('prop') / 'cloud.db'}"
+    with RecordStore.open(url) as store:
+        results = [store.insert([pool[i] for i in b], NOW) for b in batches]
+        sent = [i for b in batches for i in b]
+        first_arrivals = list(dict.fromkeys(sent))
+        assert sum(r.inserted for r in results) == len(first_arrivals)
+        assert sum(r.duplicates for r in results) == len(sent) - len(first_arrivals)
+        assert [r.id for r in store.records()] == [pool[i].id for i in first_arrivals]
+
+
+def test_a_store_whose_postgresql_connections_were_killed_reconnects_on_the_next_insert(pg_url: str) -> None:
+    import psycopg
+
+    app = f"cityedge-test-{uuid.uuid4().hex[:8]}"
+    with pg_schema(pg_url, application_name=app) as url, RecordStore.open(url) as store:
+        store.insert([record()], NOW)
+        with psycopg.connect(pg_admin(pg_url), autocommit=True) as conn:
+            [killed] = conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                (app,),
+            ).fetchall()
+        assert killed[0] >= 1
+        assert store.insert([record()], NOW).inserted == 1
+        assert store.counts()["total"] == 2

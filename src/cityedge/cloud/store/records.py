@@ -158,10 +158,19 @@ class RecordStore:
             row["arrival"] = last + offset
 
     def records(
-        self, node: str | None = None, stream: str | None = None, limit: int | None = None
+        self,
+        node: str | None = None,
+        stream: str | None = None,
+        limit: int | None = None,
+        after: int | None = None,
     ) -> list[StoredRecord]:
-        """Stored records in arrival order, optionally for one node and/or stream."""
+        """Stored records in arrival order, optionally for one node and/or stream.
+
+        `after` (an `arrival` already seen) pages forward: only records that arrived later.
+        """
         query = select(t_records).order_by(t_records.c.arrival)
+        if after is not None:
+            query = query.where(t_records.c.arrival > after)
         if node is not None:
             query = query.where(t_records.c.node == node)
         if stream is not None:
