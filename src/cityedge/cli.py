@@ -63,6 +63,9 @@ _cloud.register(app, bench_app)
 from cityedge.commands import camera as _camera  # noqa: E402
 
 _camera.register(app, bench_app)
+from cityedge.commands import identity as _identity  # noqa: E402
+
+_identity.register(app, bench_app)
 # --- end of command groups ---
 
 

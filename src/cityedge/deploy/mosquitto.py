@@ -23,6 +23,7 @@ __all__ = [
     "DYNSEC_PLUGIN",
     "REVOKER",
     "MosquittoConfig",
+    "Role",
     "ServiceAcl",
     "broker_profile",
     "default_services",

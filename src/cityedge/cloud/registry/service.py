@@ -66,10 +66,17 @@ class Registry:
     ) -> None:
         self.store = store
         self.layout = layout
-        self.ca: CertificateAuthority = layout.load()
+        self._ca: CertificateAuthority | None = None
         self.lifetime = lifetime
         self.crl_validity = crl_validity
         self.on_revoked = on_revoked
+
+    @property
+    def ca(self) -> CertificateAuthority:
+        """The issuing CA, loaded on first use (imports and tokens do not need its key)."""
+        if self._ca is None:
+            self._ca = self.layout.load()
+        return self._ca
 
     # -- inventory ---------------------------------------------------------------------------
     def import_inventory(self, text: str, source: str, now: datetime, *, dry_run: bool = False) -> ImportPlan:
