@@ -285,8 +285,8 @@ class IngestConsumer:
         # Stopping: the worker has finished, so every ack it queued is sent before DISCONNECT.
         self._flush_acks(client, generation)
         client.disconnect()
-        for _ in range(5):
-            if client.loop(timeout=_TICK_S) != mqtt.MQTT_ERR_SUCCESS:
+        for _ in range(5):  # until paho has written the DISCONNECT and closed the socket
+            if client.socket() is None or client.loop(timeout=_TICK_S) != mqtt.MQTT_ERR_SUCCESS:
                 break
         self._set_connected(False)
 
