@@ -168,7 +168,11 @@ class Renewer:
             cert.not_valid_before_utc, cert.not_valid_after_utc, now, self._draw, self.last_failure
         )
         if decision.renew_now:
-            decision = self._renew(now) or decision
+            renewed = self._renew(now)
+            # After a failure, decide again: the policy then schedules the retry.
+            decision = renewed or self.policy.decide(
+                cert.not_valid_before_utc, cert.not_valid_after_utc, now, self._draw, self.last_failure
+            )
         self.last = decision
         self._gauge.set(decision.days_left)
         self._alarm.set(1 if decision.alarm else 0)
