@@ -100,6 +100,14 @@ def test_a_device_enrolls_renews_over_mtls_and_is_refused_once_revoked(
         renew_once(url, "edge-node-001", store)
 
 
+def test_metrics_expose_crl_freshness_and_days_left(api: tuple[str, Registry, Path]) -> None:
+    url, registry, _ = api
+    with http(registry) as client:
+        text = client.get(f"{url}/metrics/").text
+    assert "cityedge_crl_stale 0.0" in text
+    assert "cityedge_crl_next_update_seconds" in text
+
+
 def test_renewal_without_a_client_certificate_is_refused(api: tuple[str, Registry, Path]) -> None:
     url, registry, _ = api
     with http(registry) as client:

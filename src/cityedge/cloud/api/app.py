@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from prometheus_client import make_asgi_app
 
 from cityedge.cloud.api import ca, devices, enrollment, revocation
 from cityedge.cloud.api.deps import ApiDeps
+from cityedge.cloud.api.metrics import identity_registry
 
 __all__ = ["create_app"]
 
@@ -15,4 +17,5 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.state.deps = deps
     for module in (devices, enrollment, revocation, ca):
         app.include_router(module.router)
+    app.mount("/metrics", make_asgi_app(identity_registry(deps.registry, deps.clock)))
     return app
