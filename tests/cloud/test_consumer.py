@@ -138,21 +138,24 @@ def test_a_message_is_not_acknowledged_until_its_insert_commits_on_a_retry(
         consumer.stop()
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_a_message_whose_commit_never_happened_is_redelivered_to_the_next_consumer(
-    tls_broker: TlsBroker, store: RecordStore, device: Device
+    tls_broker: TlsBroker, store: RecordStore, device: Device, protocol: str
 ) -> None:
     down = FlakyStore(store, failures=10**9)
-    first = down.consumer = running(IngestConsumer(ingest_config(tls_broker), down))
+    first = down.consumer = running(IngestConsumer(ingest_config(tls_broker, protocol=protocol), down))
     events = [envelope(seq=i) for i in range(1, 4)]
     device.publish(EVENTS, batch(events))
     wait_for(lambda: first.stats().store_failures >= 2, 20, "the first consumer failing to store")
     first.stop()
     assert first.stats().acked == 0 and store.records() == []
 
-    second = running(IngestConsumer(ingest_config(tls_broker), store))  # same client id: same session
+    # The same client id, so the same persistent session on the broker.
+    second = running(IngestConsumer(ingest_config(tls_broker, protocol=protocol), store))
     try:
         wait_for(lambda: second.stats().acked == 1, 20, "the broker to redeliver the unacknowledged message")
         assert [r.id for r in store.records()] == [e.id for e in events]
+        assert second.stats().protocol == protocol
     finally:
         second.stop()
 
