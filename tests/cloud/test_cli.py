@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from cityedge.cli import app
 from cityedge.cloud.store import RecordStore, head_revision
+from tests.support.services import require_mosquitto
 
 from .support import record
 
@@ -46,3 +47,22 @@ def test_records_prints_a_table_with_the_counts_per_stream(tmp_path: Path) -> No
     result = runner.invoke(app, ["cloud", "records", "--db", url])
     assert result.exit_code == 0, result.output
     assert "stored: events 1, telemetry 1, total 2" in result.output
+
+
+def test_bench_store_prints_one_json_object_with_its_rate(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'bench.db'}"
+    result = runner.invoke(app, ["bench", "store", "--db", url, "--records", "400", "--batch", "100"])
+    assert result.exit_code == 0, result.output
+    out = msgspec.json.decode(result.stdout.strip().splitlines()[-1])
+    assert out["bench"] == "store" and out["records"] == 400 and out["records_per_s"] > 0
+    with RecordStore.open(url) as store:
+        assert store.counts() == {"telemetry": 400, "total": 400}
+
+
+def test_bench_ingest_stores_every_record_it_published_through_mosquitto() -> None:
+    require_mosquitto()
+    result = runner.invoke(app, ["bench", "ingest", "--records", "500", "--batch", "100"])
+    assert result.exit_code == 0, result.output
+    out = msgspec.json.decode(result.stdout.strip().splitlines()[-1])
+    assert (out["bench"], out["records"], out["stored"]) == ("ingest", 500, 500)
+    assert out["records_per_s"] > 0
