@@ -210,7 +210,20 @@ def test_metrics_are_served_over_http_when_a_port_is_set(
 # --- the CLI process, killed between commit and ack -------------------------------------
 
 
-def start_cli(config: Path, log: Path, fault: str | None = None) -> subprocess.Popen[bytes]:
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes a test started; whatever is still running at its end is killed."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def start_cli(
+    procs: list[subprocess.Popen[bytes]], config: Path, log: Path, fault: str | None = None
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != "CITYEDGE_FAULT"}
     if fault:
         env["CITYEDGE_FAULT"] = fault
@@ -219,6 +232,7 @@ def start_cli(config: Path, log: Path, fault: str | None = None) -> subprocess.P
             [sys.executable, "-m", "cityedge.cli", "cloud", "ingest", "--config", str(config)],
             stdout=out, stderr=out, env=env,
         )  # fmt: skip
+    procs.append(proc)
     wait_for(
         lambda: proc.poll() is not None or "subscribed; consuming" in log.read_text(),
         30, f"ingest to subscribe (log {log})",
@@ -233,7 +247,7 @@ def scrape(port: int, name: str) -> float:
 
 
 def test_ingest_killed_after_commit_before_ack_gets_the_message_again_and_stores_it_once(
-    tls_broker: TlsBroker, device: Device, tmp_path: Path
+    tls_broker: TlsBroker, device: Device, tmp_path: Path, procs: list[subprocess.Popen[bytes]]
 ) -> None:
     ident = tls_broker.identity("ingest")
     db = f"sqlite:///{tmp_path / 'cloud.db'}"
@@ -245,7 +259,7 @@ def test_ingest_killed_after_commit_before_ack_gets_the_message_again_and_stores
                 "keyfile": str(ident.key_path)},
     }))  # fmt: skip
     log = tmp_path / "doomed.log"
-    doomed = start_cli(config, log, fault="ingest_exit_after_commit")
+    doomed = start_cli(procs, config, log, fault="ingest_exit_after_commit")
     events = [envelope(seq=i) for i in range(1, 6)]
     device.publish(EVENTS, batch(events))
     assert doomed.wait(30) == 137, log.read_text()
@@ -253,7 +267,7 @@ def test_ingest_killed_after_commit_before_ack_gets_the_message_again_and_stores
         assert [r.id for r in store.records()] == [e.id for e in events]  # committed, never acked
 
     log = tmp_path / "survivor.log"
-    survivor = start_cli(config, log)
+    survivor = start_cli(procs, config, log)
     try:
         wait_for(lambda: scrape(port, "cityedge_ingest_duplicates_total") == 5, 30, "the redelivery")
         assert scrape(port, "cityedge_ingest_records_total") == 0
