@@ -65,8 +65,9 @@ def running(consumer: IngestConsumer) -> IngestConsumer:
 
 
 def test_good_batches_are_stored_once_and_each_bad_message_is_counted_recorded_and_survived(
-    tls_broker: TlsBroker, store: RecordStore, device: Device
+    tls_broker: TlsBroker, store_url: str, device: Device
 ) -> None:
+    store = RecordStore.open(store_url)  # on SQLite and on PostgreSQL
     consumer = running(IngestConsumer(ingest_config(tls_broker), store))
     try:
         events = [envelope(seq=i) for i in range(1, 6)]
@@ -100,6 +101,7 @@ def test_good_batches_are_stored_once_and_each_bad_message_is_counted_recorded_a
         assert sample("cityedge_ingest_connected") == 1
     finally:
         consumer.stop()
+        store.close()
 
 
 class FlakyStore:
