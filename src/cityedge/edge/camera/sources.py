@@ -232,20 +232,23 @@ class FrameSource:
             log.warning("camera %s: %s: %s", self.name, state.value, reason)
 
     def _run(self) -> None:
-        attempt = 0
+        attempt, next_pass = 0, False
         pacer = _Pacer(self._clock, self._sleep)
         while not self._stop.is_set():
-            self._set(SourceState.CONNECTING, f"opening {self.config.url}")
-            self._conn_frames = 0
+            if not next_pass:  # a looping file's next pass is no reconnect: it stays "streaming"
+                self._set(SourceState.CONNECTING, f"opening {self.config.url}")
+            self._conn_frames, next_pass = 0, False
             try:
                 self._stream_once(pacer)
             except Exception as exc:  # any failure of a camera is a status, never a dead agent
                 self._failed(exc)
+                pacer = _Pacer(self._clock, self._sleep)  # a reopened file starts its clock afresh
             else:
                 if not self.config.loop:
                     self._set(SourceState.ENDED, "end of stream")
                     return
-                continue  # a looping file starts its next pass at once
+                next_pass = True
+                continue
             finally:
                 if self._sink is not None:
                     self._close_sink()
@@ -323,12 +326,13 @@ class FrameSource:
     def _deliver(self, frame: av.VideoFrame, pacer: _Pacer) -> None:
         if self.paced and frame.time is not None:
             pacer.wait(float(frame.time))
+        captured_at = time.time()  # before conversion: pixel format and scaling count as latency
         size = self.config.size
         if size is None:
             image: NDArray[np.uint8] = frame.to_ndarray(format="bgr24")  # type: ignore[assignment]
         else:
             image = frame.to_ndarray(format="bgr24", width=size[0], height=size[1])  # type: ignore[assignment]
-        self._mailbox.put(Frame(self._frames, time.time(), image))
+        self._mailbox.put(Frame(self._frames, captured_at, image))
         with self._lock:
             self._frames += 1
         self._conn_frames += 1
