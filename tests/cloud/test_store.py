@@ -20,6 +20,7 @@ from cityedge.cloud.store import (
     StoreRejectedError,
     StoreUnavailableError,
     head_revision,
+    sqlite_insert,
 )
 from cityedge.protocol import encode_envelope
 from cityedge.protocol.errors import ConfigError
@@ -219,3 +220,13 @@ def test_a_store_whose_postgresql_connections_were_killed_reconnects_on_the_next
         assert killed[0] >= 1
         assert store.insert([record()], NOW).inserted == 1
         assert store.counts()["total"] == 2
+
+
+def test_an_insert_larger_than_one_statement_keeps_every_record_in_order(store: RecordStore) -> None:
+    many = [record("telemetry", seq=i) for i in range(1, sqlite_insert.CHUNK * 2 + 7)]
+    store.insert(many[:10], NOW)
+    result = store.insert(many, NOW)
+    assert (result.inserted, result.duplicates) == (len(many) - 10, 10)
+    stored = store.records()
+    assert [r.seq for r in stored] == [r.seq for r in many]
+    assert len({r.arrival for r in stored}) == len(many)

@@ -13,13 +13,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
 from cityedge.cloud.ingest.decode import IngestRecord
+from cityedge.cloud.store import sqlite_insert
 from cityedge.cloud.store.engine import READ_ONLY, make_engine, safe_url
 from cityedge.cloud.store.migrate import current_revision, upgrade
 from cityedge.cloud.store.schema import records as t_records
@@ -79,6 +80,14 @@ class StoredRejection:
     received_at: datetime
 
 
+# PostgreSQL numbers `arrival` itself (an identity column); duplicates leave gaps.
+_PG_INSERT: Final = (
+    postgresql.insert(t_records)
+    .on_conflict_do_nothing(index_elements=["id"])
+    .returning(t_records.c.id, t_records.c.stream)
+)
+
+
 def _utc(value: datetime) -> datetime:
     # SQLite hands back naive datetimes (stored as UTC); PostgreSQL aware ones.
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -136,26 +145,14 @@ class RecordStore:
         if not records:
             return InsertResult(0, 0)
         received = _utc(received_at)
-        rows = [_row(r, received) for r in records]
-        with self._translate(f"insert of {len(rows)} records"), self._engine.begin() as conn:
+        with self._translate(f"insert of {len(records)} records"), self._engine.begin() as conn:
             if self._dialect == "sqlite":
-                self._number_arrivals(conn, rows)
-            inserted = conn.execute(self._insert_stmt(), rows).all()
+                inserted = sqlite_insert.insert_records(conn, records, received)
+            else:
+                rows = [_row(r, received) for r in records]
+                inserted = [(row[0], row[1]) for row in conn.execute(_PG_INSERT, rows)]
         by_stream = Counter(stream for _id, stream in inserted)
-        return InsertResult(len(inserted), len(rows) - len(inserted), dict(by_stream))
-
-    def _insert_stmt(self) -> Any:
-        dialect = postgresql if self._dialect == "postgresql" else sqlite
-        stmt = dialect.insert(t_records).on_conflict_do_nothing(index_elements=["id"])
-        return stmt.returning(t_records.c.id, t_records.c.stream)
-
-    @staticmethod
-    def _number_arrivals(conn: Connection, rows: list[dict[str, Any]]) -> None:
-        # SQLite has no sequences; this transaction holds the write lock (BEGIN IMMEDIATE),
-        # so max + 1 cannot race another writer. Rows that turn out duplicate leave gaps.
-        last = conn.execute(select(func.max(t_records.c.arrival))).scalar_one() or 0
-        for offset, row in enumerate(rows, start=1):
-            row["arrival"] = last + offset
+        return InsertResult(len(inserted), len(records) - len(inserted), dict(by_stream))
 
     def records(
         self,
