@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,8 @@ from cityedge.edge.camera.sources import Frame, FrameSource, SourceConfig, Sourc
 from cityedge.edge.records import EmittedRecord, ListSink
 from cityedge.protocol.errors import ConfigError
 from cityedge.protocol.vision import Decision
+from cityedge.sim.brokers import free_port
+from tests.edge.camera.test_sources import wait_for
 
 W, H, FPS = 320, 180, 10
 
@@ -121,9 +122,7 @@ def test_the_threaded_pipeline_runs_a_paced_file_and_exports_latency_per_camera(
     sink, bus, registry = ListSink(), Bus(), CollectorRegistry()
     pipeline = CameraPipeline([camera(str(video))], sink=sink, publish_local=bus, registry=registry).start()
     worker = pipeline.workers[0]
-    deadline = time.monotonic() + 30
-    while worker.processed + worker.source.dropped < 65 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: worker.processed + worker.source.dropped >= 65, timeout=30)
     pipeline.stop()
     [stats] = pipeline.stats()
     assert stats.source_state == SourceState.STOPPED
@@ -243,3 +242,21 @@ def test_an_unknown_detector_is_a_config_error() -> None:
             metrics=CameraMetrics(CollectorRegistry()),
             source=FrameSource(SourceConfig(url="x.mp4")),
         )
+
+
+def test_an_unreachable_camera_leaves_the_pipeline_running_and_reports_it() -> None:
+    registry = CollectorRegistry()
+    cam = camera(f"rtsp://127.0.0.1:{free_port()}/cam", stall_timeout_s=1.0)
+    pipeline = CameraPipeline([cam], sink=ListSink(), publish_local=Bus(), registry=registry).start()
+    worker = pipeline.workers[0]
+    try:
+        wait_for(lambda: worker.source.status().reconnects >= 1)
+        wait_for(
+            lambda: registry.get_sample_value("cityedge_camera_source_streaming", {"camera": "cam-1"}) == 0
+        )
+        [stats] = pipeline.stats()
+        assert stats.source_state in ("error", "connecting")
+        assert worker._thread is not None and worker._thread.is_alive()
+        assert worker.source.alive
+    finally:
+        pipeline.stop()
