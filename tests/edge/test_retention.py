@@ -165,6 +165,24 @@ def test_recording_copies_the_compressed_stream_into_playable_segments(tmp_path:
     assert src.status().frames == 20
 
 
+def test_the_sweeper_keeps_the_byte_cap_while_cameras_record(tmp_path: Path) -> None:
+    clip = write_test_video(tmp_path / "clip.mp4", frames=20)
+    store = store_at(tmp_path, max_bytes=2500).start()  # about two of the four segments
+    try:
+        record(tmp_path, store, clip)
+
+        def settled() -> bool:
+            kept = store.index.segments()
+            on_disk = sorted(p.name for p in store.config.root.rglob("*.mkv"))
+            return sum(s.bytes for s in kept) <= 2500 and on_disk == sorted(Path(s.path).name for s in kept)
+
+        wait_for(settled)
+        assert store.deletions.labels(reason="over_cap")._value.get() == 2  # the oldest two of four
+        assert len(store.index.segments()) == 2
+    finally:
+        store.stop()
+
+
 def test_a_full_disk_stops_recording_counts_it_and_resumes_when_space_returns(tmp_path: Path) -> None:
     free = [0]
     config = RetentionConfig(root=tmp_path / "segments", segment_s=0, min_free_bytes=10_000)

@@ -180,6 +180,7 @@ class RetentionStore:
         self.free_disk = free_disk or (lambda p: shutil.disk_usage(p).free)
         self.clock = clock
         self._sweep_lock = threading.Lock()
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.deletions = Counter(
@@ -222,8 +223,19 @@ class RetentionStore:
         self._thread.start()
         return self
 
+    def request_sweep(self) -> None:
+        """A segment closed: sweep soon, on the sweeper's thread (inline when it is not running)."""
+        if self._thread is not None and self._thread.is_alive():
+            self._wake.set()
+        else:
+            self.enforce()
+
     def _sweep_loop(self) -> None:
-        while not self._stop.wait(self.config.sweep_s):
+        while not self._stop.is_set():
+            self._wake.wait(self.config.sweep_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.enforce()
             except Exception:
@@ -231,6 +243,7 @@ class RetentionStore:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(5.0)
         self.index.close()
@@ -297,7 +310,8 @@ class SegmentRecorder:
         stamp = datetime.fromtimestamp(wall_time, UTC).strftime("%Y%m%dT%H%M%S.%f")[:-3]
         folder = self.store.config.root / self.camera / stamp[:8]
         folder.mkdir(parents=True, exist_ok=True)
-        self._path = folder / f"{self.camera}-{stamp}Z.mkv"  # Matroska: playable even if cut short
+        # Matroska: playable even if cut short. The sequence number keeps names unique.
+        self._path = folder / f"{self.camera}-{stamp}Z-{self.segments_written}.mkv"
         self._out = av.open(str(self._path), "w", format="matroska")
         self._out_stream = self._out.add_stream_from_template(self._template)
         self._start = self._last = wall_time
@@ -318,7 +332,7 @@ class SegmentRecorder:
                     self.camera, str(path), self._start, self._last + period, path.stat().st_size
                 )
                 self.segments_written += 1
-        self.store.enforce()
+        self.store.request_sweep()
 
     def _frame_period(self) -> float:
         rate = getattr(self._template, "average_rate", None)
