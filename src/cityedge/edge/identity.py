@@ -39,7 +39,11 @@ class Credentials:
 
 
 class CredentialStore:
-    """`<dir>/gen-<n>/{device.key,device.crt,chain.pem}` and a `current` symlink to the newest."""
+    """`<dir>/gen-<n>/{device.key,device.crt}`, a `current` symlink to the newest, `<dir>/chain.pem`.
+
+    The chain (trust anchor) lives outside the generations: it does not change on renewal,
+    and a process that loaded its path once keeps a valid path.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -54,9 +58,8 @@ class CredentialStore:
             raise PkiError(f"no credentials in {self.directory} (run `cityedge enroll` first)")
         return self._in(gen.resolve())
 
-    @staticmethod
-    def _in(gen: Path) -> Credentials:
-        return Credentials(gen / "device.crt", gen / "device.key", gen / "chain.pem")
+    def _in(self, gen: Path) -> Credentials:
+        return Credentials(gen / "device.crt", gen / "device.key", self.directory / "chain.pem")
 
     def write(self, key_bytes: bytes, cert_pem: bytes, chain_pem: bytes) -> Credentials:
         gens = sorted(int(p.name[4:]) for p in self.directory.glob("gen-*") if p.name[4:].isdigit())
@@ -64,7 +67,8 @@ class CredentialStore:
         creds = self._in(gen)
         write_pem_atomic(creds.key_path, key_bytes, private=True)
         write_pem_atomic(creds.cert_path, cert_pem)
-        write_pem_atomic(creds.chain_path, chain_pem)
+        if not creds.chain_path.exists() or creds.chain_path.read_bytes() != chain_pem:
+            write_pem_atomic(creds.chain_path, chain_pem)
         tmp = self.directory / f".current.{os.getpid()}"
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(gen.name)
