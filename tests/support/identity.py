@@ -101,17 +101,17 @@ class Probe:
             context = ssl.create_default_context(cafile=str(cafile))
             if cert is not None and key is not None:
                 context.load_cert_chain(str(cert), str(key))
-        self.client.tls_set_context(context)
+        self._sockets: list[ssl.SSLSocket] = []
+        self.client.tls_set_context(_tracking(context, self._sockets))
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *_: self.disconnected.set()
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
-        self.error: Exception | None = None
         try:
             self.client.connect("127.0.0.1", port, keepalive=30)
-        except (OSError, ssl.SSLError) as exc:
-            self.error = exc
+        except (OSError, ssl.SSLError):
             self.refused.set()
+            self._close_sockets()
             return
         self.client.loop_start()
 
@@ -160,3 +160,21 @@ class Probe:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        self._close_sockets()
+
+    def _close_sockets(self) -> None:
+        # paho leaves the socket of a refused TLS handshake open (it raises before owning it).
+        for sock in self._sockets:
+            sock.close()
+
+
+def _tracking(context: ssl.SSLContext, opened: list[ssl.SSLSocket]) -> ssl.SSLContext:
+    class Tracked(ssl.SSLSocket):
+        @classmethod
+        def _create(cls, *args: Any, **kwargs: Any) -> Any:
+            sock = super()._create(*args, **kwargs)  # type: ignore[misc]
+            opened.append(sock)
+            return sock
+
+    context.sslsocket_class = Tracked
+    return context
