@@ -17,7 +17,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cityedge.cloud.registry.broker import BrokerEndpoint, DynsecRevoker
 from cityedge.pki import CertificateAuthority, IssuedIdentity, Revocation, build_crl, generate_key, write_crl
 from cityedge.pki.keys import key_pem, write_pem_atomic
-from cityedge.protocol.topics import down_topic, up_topic
+from cityedge.protocol.topics import (
+    LOCAL_ROOT,
+    down_topic,
+    local_decision_topic,
+    local_sensor_topic,
+    up_topic,
+)
 from tests.support.identity import DISTRICT, District, LockedBroker, Probe, start_locked_broker
 
 pytestmark = [pytest.mark.mosquitto]
@@ -192,3 +198,19 @@ def test_a_cn_with_topic_syntax_gains_nothing_at_the_broker(
     honest = connected(broker, probes, "edge-c")
     assert honest.publish(up_topic(DISTRICT, "edge-c", "events"), b"marker") == 0
     assert [p for _, p in ingest.wait_for(b"marker")] == [b"marker"]
+
+
+def test_on_a_node_broker_a_sensor_publishes_only_its_own_readings(
+    tmp_path: Path, probes: list[Probe]
+) -> None:
+    node = start_locked_broker(District(tmp_path), tmp_path / "local", role="local", node="edge-node-001")
+    try:
+        agent = connected(node, probes, "edge-node-001")
+        agent.subscribe(f"{LOCAL_ROOT}/#")
+        sensor = connected(node, probes, "loop-7")
+        assert sensor.publish(local_sensor_topic("loop-8", "count"), b"forged") == NOT_AUTHORIZED
+        assert sensor.publish(local_decision_topic("cam-1"), b"fake decision") == NOT_AUTHORIZED
+        assert sensor.publish(local_sensor_topic("loop-7", "count"), b"own") == 0
+        assert [p for _, p in agent.wait_for(b"own")] == [b"own"]
+    finally:
+        node.process.kill()

@@ -15,7 +15,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cityedge.deploy.mosquitto import broker_profile, write_broker_files
+from cityedge.deploy.mosquitto import Role, broker_profile, write_broker_files
 from cityedge.pki import CaLayout, CertificateAuthority, IssuedIdentity, init_ca
 from cityedge.sim.brokers import MosquittoProcess, free_port
 from tests.support.services import require_mosquitto
@@ -55,7 +55,9 @@ class LockedBroker:
         return self.process.port
 
 
-def start_locked_broker(district: District, workdir: Path) -> LockedBroker:
+def start_locked_broker(
+    district: District, workdir: Path, role: Role = "cloud", node: str | None = None
+) -> LockedBroker:
     require_mosquitto()
     server = district.ca.issue_to_directory(
         "broker",
@@ -66,7 +68,7 @@ def start_locked_broker(district: District, workdir: Path) -> LockedBroker:
         chain=district.layout.chain.read_bytes(),
     )
     cfg = broker_profile(
-        "cloud",
+        role,
         workdir,
         port=free_port(),
         chain=district.layout.chain,
@@ -74,7 +76,7 @@ def start_locked_broker(district: District, workdir: Path) -> LockedBroker:
         keyfile=server.key_path,
         crlfile=district.layout.crl,
     )
-    write_broker_files(cfg, "cloud", DISTRICT)
+    write_broker_files(cfg, role, DISTRICT, node=node)
     return LockedBroker(district, MosquittoProcess(cfg, workdir).start())
 
 
