@@ -13,9 +13,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from typer.testing import CliRunner
 
-from cityedge.cloud.registry.broker import BrokerEndpoint, DynsecRevoker
-from cityedge.pki import CertificateAuthority, IssuedIdentity, Revocation, build_crl, generate_key, write_crl
+from cityedge.cli import app
+from cityedge.cloud.registry import Registry
+from cityedge.cloud.store import make_engine, upgrade
+from cityedge.cloud.store.registry import RegistryStore
+from cityedge.pki import CertificateAuthority, IssuedIdentity, generate_key, make_csr
 from cityedge.pki.keys import key_pem, write_pem_atomic
 from cityedge.protocol.topics import (
     LOCAL_ROOT,
@@ -28,6 +32,7 @@ from tests.support.identity import DISTRICT, District, LockedBroker, Probe, star
 
 pytestmark = [pytest.mark.mosquitto]
 NOT_AUTHORIZED = 135
+CSV_HEADER = "device_id,serial,model,ip,mac,sim"
 
 
 @pytest.fixture
@@ -120,20 +125,46 @@ def test_tls_1_1_is_refused_by_the_broker(broker: LockedBroker, probes: list[Pro
     assert "unsupported protocol" in broker.process.log_tail()  # the broker, not our client, said no
 
 
+def enrolled_through_the_registry(
+    district: District, tmp_path: Path, device: str
+) -> tuple[str, IssuedIdentity]:
+    """The device enrolls with a token, so the registry knows its certificate."""
+    db = f"sqlite:///{tmp_path / 'cloud.db'}"
+    engine = make_engine(db)
+    upgrade(engine)
+    registry = Registry(RegistryStore(engine), district.layout)
+    now = datetime.now(UTC)
+    registry.import_inventory(
+        f"{CSV_HEADER}\n{device},SN-B,M,10.0.0.2,aa:bb:cc:dd:ee:02,SIM\n", "devices.csv", now
+    )
+    token, _ = registry.issue_token("SN-B", now)
+    key = generate_key()
+    issued = registry.enroll(
+        token, "SN-B", make_csr(key, device).public_bytes(serialization.Encoding.PEM), now
+    )
+    engine.dispose()
+    ident = IssuedIdentity(tmp_path / "dev.key", tmp_path / "dev.crt", district.layout.chain)
+    write_pem_atomic(ident.key_path, key_pem(key), private=True)
+    write_pem_atomic(ident.cert_path, issued.certificate_pem)
+    return db, ident
+
+
 def test_a_revoked_device_is_cut_within_60s_and_cannot_reconnect(
-    broker: LockedBroker, probes: list[Probe]
+    broker: LockedBroker, probes: list[Probe], tmp_path: Path
 ) -> None:
     district = broker.district
-    ident = district.identity("edge-b")
+    db, ident = enrolled_through_the_registry(district, tmp_path, "edge-b")
     device = connect(broker, probes, ident, "edge-b")
     assert device.wait_outcome()
-    serial = x509.load_pem_x509_certificate(ident.cert_path.read_bytes()).serial_number
-    now = datetime.now(UTC)
-    write_crl(build_crl(district.ca, [Revocation(serial, now)], now=now), district.layout.crl)
     revoker = district.identity("revoker")
-    endpoint = BrokerEndpoint("127.0.0.1", broker.port, revoker.ca_path, revoker.cert_path, revoker.key_path)
+    assert broker.process.proc is not None
     started = time.monotonic()
-    DynsecRevoker([endpoint], reload=broker.process.reload)("edge-b")
+    result = CliRunner().invoke(app, [
+        "device", "revoke", "edge-b", "-d", db, "--ca-dir", str(district.layout.directory),
+        "--broker", f"127.0.0.1:{broker.port}", "--revoker-cert", str(revoker.cert_path),
+        "--revoker-key", str(revoker.key_path), "--broker-pid", str(broker.process.proc.pid),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
     assert device.disconnected.wait(60), "the revoked device's live session was not cut"
     print(f"cut after {time.monotonic() - started:.2f}s")
     device.close()

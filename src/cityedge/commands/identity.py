@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,36 +112,44 @@ def device_token(
     _echo({"serial": serial, "token": token, "expires_at": expires.isoformat()})
 
 
+def _revoker(
+    ca_dir: Path, brokers: list[str], cert: Path | None, key: Path | None, broker_pid: int | None
+) -> Callable[[str], None]:
+    """Reload (SIGHUP a local broker) and kick through each broker's revocation plugin."""
+    from cityedge.cloud.registry.broker import BrokerEndpoint, DynsecRevoker
+    from cityedge.pki import CaLayout
+
+    if brokers and (cert is None or key is None):
+        raise typer.BadParameter("--broker needs --revoker-cert and --revoker-key")
+    reload = (lambda: os.kill(broker_pid, signal.SIGHUP)) if broker_pid else None
+    endpoints = []
+    for item in brokers:
+        host, _, port = item.rpartition(":")
+        assert cert is not None and key is not None
+        endpoints.append(BrokerEndpoint(host, int(port), CaLayout(ca_dir).chain, cert, key))
+    return DynsecRevoker(endpoints, reload=reload)
+
+
+BROKERS = typer.Option([], "--broker", help="host:port of a broker whose sessions revocation cuts.")
+REVOKER_CERT = typer.Option(None, "--revoker-cert", help="The 'revoker' service certificate.")
+REVOKER_KEY = typer.Option(None, "--revoker-key", help="The 'revoker' service key.")
+BROKER_PID = typer.Option(None, "--broker-pid", help="Local Mosquitto to SIGHUP (CRL reload).")
+
+
 @device_app.command("revoke")
 def device_revoke(
     device_id: str = typer.Argument(...),
     database: str = DB,
     ca_dir: Path = CA_DIR,
-    broker: list[str] = typer.Option([], "--broker", help="host:port of a broker whose session to cut."),
-    revoker_cert: Path | None = typer.Option(None, "--revoker-cert", help="The 'revoker' service cert."),
-    revoker_key: Path | None = typer.Option(None, "--revoker-key"),
-    broker_pid: int | None = typer.Option(
-        None, "--broker-pid", help="Local Mosquitto to SIGHUP (CRL reload)."
-    ),
+    broker: list[str] = BROKERS,
+    revoker_cert: Path | None = REVOKER_CERT,
+    revoker_key: Path | None = REVOKER_KEY,
+    broker_pid: int | None = BROKER_PID,
 ) -> None:
     """Revoke, publish the CRL, reload the broker and cut the device's live session."""
-    from cityedge.cloud.registry.broker import BrokerEndpoint, DynsecRevoker
-    from cityedge.pki import CaLayout
-
-    reload = (lambda: os.kill(broker_pid, signal.SIGHUP)) if broker_pid else None
-    endpoints = []
-    if broker and (revoker_cert is None or revoker_key is None):
-        raise typer.BadParameter("--broker needs --revoker-cert and --revoker-key")
-    for item in broker:
-        host, _, port = item.rpartition(":")
-        endpoints.append(BrokerEndpoint(host, int(port), CaLayout(ca_dir).chain, revoker_cert, revoker_key))  # type: ignore[arg-type]
-    revoker = DynsecRevoker(endpoints, reload=reload)
-    _echo(
-        {
-            "device_id": device_id,
-            "revoked_serials": _registry(database, ca_dir, revoker).revoke(device_id, _now()),
-        }
-    )
+    revoker = _revoker(ca_dir, broker, revoker_cert, revoker_key, broker_pid)
+    serials = _registry(database, ca_dir, revoker).revoke(device_id, _now())
+    _echo({"device_id": device_id, "revoked_serials": serials})
 
 
 def enroll(
@@ -211,6 +220,10 @@ def api_serve(
         help="Comma-separated operator bearer tokens.",
     ),
     crl_check_s: float = typer.Option(300.0, "--crl-check-s", help="How often to re-publish a due CRL."),
+    broker: list[str] = BROKERS,
+    revoker_cert: Path | None = REVOKER_CERT,
+    revoker_key: Path | None = REVOKER_KEY,
+    broker_pid: int | None = BROKER_PID,
 ) -> None:
     """Serve enrollment, renewal (mTLS), revocation and CA status over HTTPS; keep the CRL fresh."""
     import uvicorn
@@ -218,7 +231,7 @@ def api_serve(
     from cityedge.cloud.api import ApiDeps, ApiServerConfig, create_app, uvicorn_config
     from cityedge.pki import CaLayout
 
-    registry = _registry(database, ca_dir)
+    registry = _registry(database, ca_dir, _revoker(ca_dir, broker, revoker_cert, revoker_key, broker_pid))
     tokens = [t.strip() for t in operator_tokens.split(",") if t.strip()]
     app = create_app(ApiDeps.with_tokens(registry, tokens))
     stop = threading.Event()
