@@ -92,6 +92,11 @@ def test_a_refused_renewal_is_retried_later_and_the_alarm_rises_near_expiry(
     decision = renewer.check()
     assert swaps == [] and renewer.last_failure == at
     assert decision.alarm and not decision.renew_now
+    assert renewer.heartbeat_fields() == {
+        "cert_days_left": renewer.days_left,
+        "cert_alarm": True,
+        "cert_renewals": 0,
+    }
     assert metrics.get_sample_value("cityedge_cert_expiry_alarm") == 1
 
 

@@ -145,6 +145,7 @@ class Renewer:
         self.policy = policy or RenewalPolicy()
         self._draw = rand()  # one draw per certificate: the jitter must not creep each check
         self._rand, self._clock, self._max_sleep = rand, clock, max_sleep_s
+        registry = registry if registry is not None else CollectorRegistry()
         self._gauge = Gauge(
             "cityedge_cert_days_left", "Days until the node's certificate expires", registry=registry
         )
@@ -163,6 +164,14 @@ class Renewer:
     def days_left(self) -> float | None:
         """For the heartbeat."""
         return None if self.last is None else round(self.last.days_left, 3)
+
+    def heartbeat_fields(self) -> dict[str, object]:
+        """What the heartbeat carries about identity (DESIGN section 8)."""
+        return {
+            "cert_days_left": self.days_left,
+            "cert_alarm": bool(self.last and self.last.alarm),
+            "cert_renewals": self.renewals,
+        }
 
     def check(self) -> RenewalDecision:
         """One step: decide, renew when due, publish the metric; returns the decision taken."""
