@@ -39,7 +39,7 @@ def ingest(
 ) -> None:
     """Consume every node's up/ topics into the store; acknowledge each message only after its records are committed. Runs until SIGTERM or Ctrl-C.
 
-    Config keys: host, port, tls {cafile, certfile, keyfile} (omit for plain TCP), client_id, share_group (null for brokers without shared subscriptions), protocol (auto | 5 | 3.1.1), database (sqlite:///cloud.db or postgresql+psycopg://...), max_payload_bytes, metrics_port; unknown keys are an error.
+    Config keys: host, port, tls {cafile, certfile, keyfile} (omit for plain TCP), client_id, share_group (null, the default: one replica; a name: replicas share the traffic through an MQTT 5 shared subscription), protocol (auto | 5 | 3.1.1), database (sqlite:///cloud.db or postgresql+psycopg://...), max_payload_bytes, metrics_port; unknown keys are an error.
 
     Env CITYEDGE_FAULT=ingest_exit_after_commit (tests only): exit right after the first commit, before the ack.
     """  # noqa: E501

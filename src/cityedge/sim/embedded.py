@@ -16,6 +16,12 @@ from cityedge.sim.brokers import free_port, wait_port
 
 __all__ = ["EmbeddedBroker"]
 
+log = logging.getLogger(__name__)
+
+
+def _log_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    log.debug("embedded broker: %s", context.get("message"), exc_info=context.get("exception"))
+
 
 class EmbeddedBroker:
     def __init__(self, port: int | None = None) -> None:
@@ -33,6 +39,8 @@ class EmbeddedBroker:
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
             "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
         }
+        # amqtt lets connection errors escape its tasks (a cut link mid-handshake); log them.
+        self._loop.set_exception_handler(_log_loop_error)
         self._thread.start()
 
         async def boot() -> None:
@@ -48,3 +56,4 @@ class EmbeddedBroker:
             asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop).result(15)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._loop.close()

@@ -42,7 +42,11 @@ class IngestConfig(_Strict):
     # seen acknowledged) under this id.
     client_id: str = Field(default_factory=default_client_id, min_length=1, max_length=128)
     # MQTT 5 shared subscription group; None for brokers without it (e.g. amqtt).
-    share_group: str | None = Field("ingest", pattern=r"^[A-Za-z0-9_-]+$")
+    # None (the default): one ingest replica on a plain persistent subscription. A share group
+    # lets several replicas split the traffic, but Mosquitto 2.0.11 loses messages queued for
+    # a shared-subscription member that had unacknowledged messages when the broker restarted
+    # (tests/integration/test_data_plane.py shows it); see docs/architecture.md.
+    share_group: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]+$")
     protocol: Literal["auto", "5", "3.1.1"] = "auto"
     database: str = "sqlite:///cityedge-cloud.db"
     max_payload_bytes: int = Field(256 * 1024, ge=1024)

@@ -1,0 +1,142 @@
+"""Composition root of the edge agent: outbox, uplink, local bus, producers, metrics.
+
+Only this module wires the node's parts together; each part gets its dependencies passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from cityedge import __version__
+from cityedge.edge.config import EdgeConfig
+from cityedge.edge.localbus import LocalBus
+from cityedge.edge.outbox import DEFAULT_POLICIES, Outbox, OutboxLimits, StreamPolicy
+from cityedge.edge.producers import HeartbeatProducer, SyntheticProducer
+from cityedge.edge.uplink import Uplink
+from cityedge.protocol.envelope import Envelope
+from cityedge.protocol.ids import uuid7
+
+__all__ = ["EdgeAgent", "OutboxSink"]
+
+log = logging.getLogger(__name__)
+
+
+class OutboxSink:
+    """The node's RecordSink: make the envelope at the source, commit it, wake the uplink."""
+
+    def __init__(self, outbox: Outbox, node_id: str, versions: dict[str, str], uplink: Uplink | None) -> None:
+        self.outbox = outbox
+        self.node_id = node_id
+        self.versions = versions
+        self.uplink = uplink
+        self.refused = 0
+
+    def emit(self, stream: str, kind: str, body: dict[str, Any], ts: datetime) -> None:
+        env = Envelope(
+            id=str(uuid7(int(time.time() * 1000))),
+            node=self.node_id,
+            stream=stream,
+            kind=kind,
+            ts=ts,
+            body=body,
+            ver=self.versions,
+        )
+        self.commit(env)
+
+    def commit(self, env: Envelope) -> None:
+        result = self.outbox.append(env)
+        if not result.accepted and result.reason != "duplicate":
+            self.refused += 1
+        if self.uplink is not None:
+            self.uplink.notify()
+
+
+def _policies(config: EdgeConfig) -> dict[str, StreamPolicy]:
+    policies = dict(DEFAULT_POLICIES)
+    for name, p in config.outbox.streams.items():
+        policies[name] = StreamPolicy(name=name, priority=p.priority, when_full=p.when_full, ttl_s=p.ttl_s)
+    return policies
+
+
+class EdgeAgent:
+    """One node's agent. `start()` returns at once; `stop()` shuts down in order."""
+
+    def __init__(self, config: EdgeConfig, *, registry: CollectorRegistry | None = None) -> None:
+        self.config = config
+        self.registry = registry or CollectorRegistry()
+        self.versions = {"agent": config.agent_version or __version__}
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        limits = OutboxLimits(
+            max_bytes=config.outbox.max_bytes,
+            max_records=config.outbox.max_records,
+            min_free_disk_bytes=config.outbox.min_free_disk_bytes,
+        )
+        self.outbox = Outbox.open(config.data_dir / "outbox.db", _policies(config), limits)
+        self.uplink = Uplink(
+            config.uplink, config.node_id, config.district, self.outbox, registry=self.registry
+        )
+        self.sink = OutboxSink(self.outbox, config.node_id, self.versions, self.uplink)
+        self.started_at = time.time()
+        self.local_bus: LocalBus | None = None
+        if config.local_bus is not None:
+            self.local_bus = LocalBus(
+                config.local_bus, config.node_id, self.versions, self.sink.commit, registry=self.registry
+            )
+        self._threads: list[Any] = []
+        if config.synthetic is not None:
+            self._threads.append(SyntheticProducer(config.synthetic, self.sink))
+        self._threads.append(HeartbeatProducer(config.heartbeat.interval_s, self.sink, self.heartbeat_body))
+        self._stopped = threading.Event()
+
+    def start(self) -> EdgeAgent:
+        _register_outbox_metrics(self.outbox, self.registry)
+        if self.config.metrics_port is not None:
+            start_http_server(self.config.metrics_port, addr="127.0.0.1", registry=self.registry)
+        self.uplink.start()
+        if self.local_bus is not None:
+            self.local_bus.start()
+        for producer in self._threads:
+            producer.start()
+        log.info("agent %s started (district %s)", self.config.node_id, self.config.district)
+        return self
+
+    def stop_producers(self) -> None:
+        """Stop making new records; the uplink keeps draining the outbox."""
+        for producer in self._threads:
+            producer.stop()
+
+    def stop(self) -> None:
+        self.stop_producers()
+        if self.local_bus is not None:
+            self.local_bus.stop()
+        self.uplink.stop()
+        self.outbox.close()
+        self._stopped.set()
+
+    def heartbeat_body(self) -> dict[str, Any]:
+        stats = self.outbox.stats()
+        disk = shutil.disk_usage(self.config.data_dir)
+        return {
+            "versions": self.versions,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "uplink_connected": self.uplink.connected,
+            "outbox": {
+                name: {"pending": s.pending, "oldest_age_s": s.oldest_age_s}
+                for name, s in stats.streams.items()
+            },
+            "free_disk_bytes": disk.free,
+            "at": datetime.now(UTC).isoformat(),
+        }
+
+
+def _register_outbox_metrics(outbox: Outbox, registry: CollectorRegistry) -> None:
+    from cityedge.edge.outbox.metrics import register_outbox_metrics
+
+    register_outbox_metrics(outbox, registry)
