@@ -28,23 +28,38 @@ class RuleConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_hits: int = Field(3, ge=1, description="track confirmations before any rule looks at it")
+    foot_lift: float = Field(
+        0.1,
+        ge=0,
+        le=0.5,
+        description="lanes are judged this fraction of the box height above its bottom centre: the"
+        " bottom edge of an obliquely seen tall vehicle (or its shadow) lies past its lane line",
+    )
     stopped_after_s: float = Field(10.0, gt=0, description="dwell while stationary before an incident")
     stopped_speed_px_s: float = Field(4.0, gt=0, description="mean foot speed under which a vehicle is still")
     stopped_probe_s: float = Field(2.0, gt=0, description="span the stationary speed is measured over")
-    stopped_cooldown_s: float = Field(60.0, ge=0)
+    stopped_cooldown_s: float = Field(30.0, ge=0)
+    stopped_spot_px: float = Field(
+        15.0, gt=0, description="a still track this close to a known still spot is the same vehicle"
+    )
     stopped_min_travel_px: float = Field(
         20.0, ge=0, description="a vehicle must have arrived moving: still since first seen is not stopping"
     )
-    wrong_way_min_travel_px: float = Field(30.0, gt=0)
-    wrong_way_min_s: float = Field(1.0, ge=0, description="minimum time in the lane before judging")
+    wrong_way_min_travel_px: float = Field(60.0, gt=0)
+    wrong_way_min_s: float = Field(1.0, ge=0, description="how long a track must keep going the wrong way")
+    wrong_way_min_speed_px_s: float = Field(20.0, ge=0, description="slower is not driving, either way")
     wrong_way_max_cos: float = Field(-0.5, ge=-1, le=0, description="cos(travel, lane direction) at most")
     wrong_way_cooldown_s: float = Field(20.0, ge=0)
     congestion_window_s: float = Field(4.0, gt=0, description="window the occupancy and speed average over")
-    congestion_occupancy_on: float = Field(0.30, gt=0)
-    congestion_occupancy_off: float = Field(0.15, ge=0)
-    congestion_speed_on_px_s: float = Field(15.0, gt=0)
-    congestion_speed_off_px_s: float = Field(30.0, gt=0)
+    congestion_occupancy_on: float = Field(0.45, gt=0, description="boxes' area over the lane's area")
+    congestion_occupancy_off: float = Field(0.25, ge=0)
+    # queue speeds in box heights per second: a vehicle's box height shrinks with distance as
+    # its pixel speed does, so one threshold holds for near and far lanes alike
+    congestion_speed_on_hps: float = Field(1.5, gt=0, description="mean speed, box heights per second")
+    congestion_speed_off_hps: float = Field(2.5, gt=0)
+    congestion_min_vehicles: float = Field(2.0, ge=0, description="mean tracks in the lane over the window")
     congestion_after_s: float = Field(10.0, ge=0, description="the window must say congested this long")
+    congestion_grace_s: float = Field(2.0, ge=0, description="lapses this short do not restart the count")
     congestion_clear_s: float = Field(10.0, ge=0, description="... and not congested this long to clear")
     congestion_cooldown_s: float = Field(60.0, ge=0)
     count_window_s: float = Field(60.0, gt=0)
@@ -63,11 +78,22 @@ class _TrackMemory:
     lane: str | None = None
     origin: Point | None = None
     moved: bool = False
-    lane_anchor: tuple[float, Point] | None = None
+    against: tuple[float, Point, float] | None = None  # wrong way since when, from where, box height
     history: deque[tuple[float, Point]] = field(default_factory=deque)
     still_since: float | None = None
     reported: set[str] = field(default_factory=set)
     last_seen: float = 0.0
+
+
+@dataclass
+class _Spot:
+    """Where a vehicle stands still: survives the tracker handing it a new id (occlusion)."""
+
+    lane: str
+    position: Point
+    since: float
+    last: float
+    reported: bool = False
 
 
 @dataclass
@@ -88,6 +114,7 @@ class RuleEngine:
         self.zones = zones
         self.config = config or RuleConfig()
         self._tracks: dict[int, _TrackMemory] = {}
+        self._spots: list[_Spot] = []
         self._lanes = {lane.name: _LaneState() for lane in zones.lanes}
         self._window_start: float | None = None
 
@@ -99,17 +126,21 @@ class RuleEngine:
         out.counts.extend(self._close_count_window(t))
         occupancy: dict[str, float] = {name: 0.0 for name in self._lanes}
         speeds: dict[str, list[float]] = {name: [] for name in self._lanes}
+        px_speeds: dict[str, list[float]] = {name: [] for name in self._lanes}
         for track in frame.tracks:
             if track.hits < self.config.min_hits:
                 continue
-            lane = self.zones.lane_at(track.box.foot)
+            box = track.box
+            lane = self.zones.lane_at((box.foot[0], box.y2 - self.config.foot_lift * (box.y2 - box.y1)))
             memory = self._remember(track, lane, t)
             if lane is None:
                 continue
             occupancy[lane.name] += track.box.area / max(lane.area, 1.0)
-            speeds[lane.name].append(math.hypot(*track.velocity))
+            px_speeds[lane.name].append(math.hypot(*track.velocity))
+            speeds[lane.name].append(px_speeds[lane.name][-1] / max(box.y2 - box.y1, 1.0))
             out.incidents.extend(self._judge_track(frame.camera, track, lane, memory, t))
         for lane in self.zones.lanes:
+            self._lanes[lane.name].speeds.extend(px_speeds[lane.name])
             self._judge_lane(frame.camera, lane, t, occupancy[lane.name], speeds[lane.name], out)
         self._forget(t)
         return out
@@ -117,8 +148,10 @@ class RuleEngine:
     # --- per track -------------------------------------------------------------------------
 
     def _remember(self, track: TrackState, lane: Lane | None, t: float) -> _TrackMemory:
-        memory = self._tracks.setdefault(track.track_id, _TrackMemory())
         foot = track.box.foot
+        memory = self._tracks.get(track.track_id)
+        if memory is None:
+            memory = self._tracks[track.track_id] = self._handed_over(foot, t)
         memory.last_seen = t
         memory.history.append((t, foot))
         if memory.origin is None:
@@ -128,12 +161,21 @@ class RuleEngine:
             memory.history.popleft()
         name = lane.name if lane else None
         if name != memory.lane:
-            memory.lane = name
-            memory.lane_anchor = (t, foot) if name else None
+            memory.lane, memory.against = name, None
             if name:
-                state = self._lanes[name]
-                state.entered += 1
+                self._lanes[name].entered += 1
         return memory
+
+    def _handed_over(self, foot: Point, t: float) -> _TrackMemory:
+        """Memory for a new track. When a track was just lost where this one appears (an
+        occlusion made the tracker start afresh), the vehicle is the same: it keeps having
+        arrived moving, which the stopped rule requires."""
+        near = [
+            m
+            for m in self._tracks.values()
+            if m.history and math.dist(m.history[-1][1], foot) <= 2 * self.config.stopped_spot_px
+        ]
+        return _TrackMemory(moved=any(m.moved for m in near))
 
     def _judge_track(
         self, camera: str, track: TrackState, lane: Lane, memory: _TrackMemory, t: float
@@ -147,6 +189,8 @@ class RuleEngine:
             found.append(wrong)
         return found
 
+    # --- stopped vehicle ---------------------------------------------------------------------
+
     def _is_still(self, memory: _TrackMemory, t: float) -> bool | None:
         """Whether the foot moved slower than the threshold over the probe span (None: too early)."""
         t0, p0 = memory.history[0]
@@ -156,59 +200,89 @@ class RuleEngine:
         _, p1 = memory.history[-1]
         return math.dist(p0, p1) / span < self.config.stopped_speed_px_s
 
+    def _spot(self, lane: str, foot: Point, t: float) -> _Spot | None:
+        """The known still spot at `foot`, confirmed at `t` (None: there is none)."""
+        self._spots = [s for s in self._spots if t - s.last <= self.config.forget_after_s]
+        for spot in self._spots:
+            if spot.lane == lane and math.dist(spot.position, foot) <= self.config.stopped_spot_px:
+                spot.position, spot.last = foot, t
+                return spot
+        return None
+
     def _stopped(
         self, camera: str, track: TrackState, lane: Lane, memory: _TrackMemory, t: float
     ) -> Incident | None:
         still = self._is_still(memory, t)
-        if still is None:
-            return None
         if not still:
-            memory.still_since = None
+            if still is False:
+                memory.still_since = None
             return None
         if memory.still_since is None:
             memory.still_since = memory.history[0][0]
+        spot = self._spot(lane.name, track.box.foot, t)
+        if spot is None:
+            if not memory.moved:
+                return None  # still since it appeared: a ghost or a parked car, not a vehicle stopping
+            spot = _Spot(lane.name, track.box.foot, memory.still_since, t)
+            self._spots.append(spot)
+        # a track that appeared on a known spot (the old one was lost to an occlusion) is the
+        # same vehicle: the spot keeps the earliest time it was seen still
+        spot.since = min(spot.since, memory.still_since)
         state = self._lanes[lane.name]
+        if state.congested:
+            spot.reported = True  # still in a queue: part of the congestion, not an incident
+            return None
+        if state.on_since is not None:
+            return None  # a queue may be forming: wait and see
         if (
-            not memory.moved  # a still blob since it appeared: a ghost or a parked car, not a stop
-            or t - memory.still_since < self.config.stopped_after_s
-            or "stopped_vehicle" in memory.reported
-            or state.congested
-            or state.on_since is not None  # a queue forming: still vehicles are congestion, not incidents
+            t - spot.since < self.config.stopped_after_s
+            or spot.reported
             or not self._cooled(state, "stopped_vehicle", t, self.config.stopped_cooldown_s)
         ):
             return None
-        memory.reported.add("stopped_vehicle")
+        spot.reported = True
         state.last_incident["stopped_vehicle"] = t
         return Incident(
             type="stopped_vehicle",
             camera=camera,
             lane=lane.name,
-            started_at=memory.still_since,
+            started_at=spot.since,
             detected_at=t,
             position=track.box.foot,
             track_id=track.track_id,
-            details={"dwell_s": round(t - memory.still_since, 3)},
+            details={"dwell_s": round(t - spot.since, 3)},
         )
+
+    # --- wrong way ---------------------------------------------------------------------------
 
     def _wrong_way(
         self, camera: str, track: TrackState, lane: Lane, memory: _TrackMemory, t: float
     ) -> Incident | None:
-        if lane.direction is None or memory.lane_anchor is None or "wrong_way" in memory.reported:
+        if lane.direction is None or "wrong_way" in memory.reported:
             return None
-        t0, p0 = memory.lane_anchor
-        foot = track.box.foot
+        foot, height = track.box.foot, track.box.y2 - track.box.y1
+        if not self._against(lane.direction, track.velocity):
+            memory.against = None
+            return None
+        if memory.against is None or not 0.6 <= height / max(memory.against[2], 1.0) <= 1.67:
+            # newly against the lane, or the blob grew or shrank by half (it merged with or split
+            # from a neighbour, which moves its foot without driving): judge from here
+            memory.against = (t, foot, height)
+            return None
+        t0, p0, _ = memory.against
         dx, dy = foot[0] - p0[0], foot[1] - p0[1]
         travel = math.hypot(dx, dy)
-        if t - t0 < self.config.wrong_way_min_s or travel < self.config.wrong_way_min_travel_px:
-            return None
-        cos = (dx * lane.direction[0] + dy * lane.direction[1]) / travel
         state = self._lanes[lane.name]
-        if cos > self.config.wrong_way_max_cos or not self._cooled(
-            state, "wrong_way", t, self.config.wrong_way_cooldown_s
+        if (
+            t - t0 < self.config.wrong_way_min_s
+            or travel < self.config.wrong_way_min_travel_px
+            or not self._against(lane.direction, (dx, dy))
+            or not self._cooled(state, "wrong_way", t, self.config.wrong_way_cooldown_s)
         ):
             return None
         memory.reported.add("wrong_way")
         state.last_incident["wrong_way"] = t
+        cos = (dx * lane.direction[0] + dy * lane.direction[1]) / travel
         return Incident(
             type="wrong_way",
             camera=camera,
@@ -220,37 +294,53 @@ class RuleEngine:
             details={"travel_px": round(travel, 1), "cos": round(cos, 3)},
         )
 
+    def _against(self, direction: Point, motion: Point, min_norm: float | None = None) -> bool:
+        """Motion (a velocity or a displacement) clearly against the lane's direction."""
+        norm = math.hypot(*motion)
+        floor = self.config.wrong_way_min_speed_px_s if min_norm is None else min_norm
+        if norm < max(floor, 1e-9):
+            return False
+        return (motion[0] * direction[0] + motion[1] * direction[1]) / norm <= self.config.wrong_way_max_cos
+
     # --- per lane --------------------------------------------------------------------------
 
     def _judge_lane(
         self, camera: str, lane: Lane, t: float, occupancy: float, speeds: list[float], out: RuleOutput
     ) -> None:
         state = self._lanes[lane.name]
-        state.speeds.extend(speeds)
         window = self._window(state, t, min(occupancy, 1.0), speeds)
         if window is None:
             return
-        occ, speed = window
+        occ, speed, vehicles = window
         cfg = self.config
         if not state.congested:
             jammed = (
                 speed is not None
+                and vehicles >= cfg.congestion_min_vehicles
                 and occ >= cfg.congestion_occupancy_on
-                and speed <= cfg.congestion_speed_on_px_s
+                and speed <= cfg.congestion_speed_on_hps
             )
-            state.on_since = (state.on_since if state.on_since is not None else t) if jammed else None
-            if state.on_since is not None and t - state.on_since >= cfg.congestion_after_s:
+            if jammed:
+                state.on_since = state.on_since if state.on_since is not None else t
+                state.off_since = None
+            elif state.on_since is not None:
+                # a queue flickers around the thresholds as it forms: forgive short lapses
+                state.off_since = state.off_since if state.off_since is not None else t
+                if t - state.off_since > cfg.congestion_grace_s:
+                    state.on_since = state.off_since = None
+            if jammed and state.on_since is not None and t - state.on_since >= cfg.congestion_after_s:
                 self._turn(camera, lane, state, True, t, occ, speed, out)
             return
-        free = speed is None or occ < cfg.congestion_occupancy_off or speed > cfg.congestion_speed_off_px_s
+        free = speed is None or occ < cfg.congestion_occupancy_off or speed > cfg.congestion_speed_off_hps
         state.off_since = (state.off_since if state.off_since is not None else t) if free else None
         if state.off_since is not None and t - state.off_since >= cfg.congestion_clear_s:
             self._turn(camera, lane, state, False, t, occ, speed, out)
 
     def _window(
         self, state: _LaneState, t: float, occupancy: float, speeds: list[float]
-    ) -> tuple[float, float | None] | None:
-        """Mean occupancy and mean track speed over the window (None until the window is full)."""
+    ) -> tuple[float, float | None, float] | None:
+        """Mean occupancy, mean track speed and mean track count over the window (None until
+        the window is full)."""
         state.samples.append((t, occupancy, speeds))
         while state.samples[0][0] < t - self.config.congestion_window_s:
             state.samples.popleft()
@@ -258,7 +348,8 @@ class RuleEngine:
             return None
         occ = sum(s[1] for s in state.samples) / len(state.samples)
         all_speeds = [v for s in state.samples for v in s[2]]
-        return occ, (sum(all_speeds) / len(all_speeds) if all_speeds else None)
+        mean = sum(all_speeds) / len(all_speeds) if all_speeds else None
+        return occ, mean, len(all_speeds) / len(state.samples)
 
     def _turn(
         self,
@@ -287,7 +378,7 @@ class RuleEngine:
                     started_at=started,
                     detected_at=t,
                     position=_centroid(lane),
-                    details={"occupancy": round(occ, 3), "mean_speed_px_s": mean_speed},
+                    details={"occupancy": round(occ, 3), "mean_speed_hps": mean_speed},
                 )
             )
 
