@@ -22,6 +22,7 @@ from cityedge.edge.producers import HeartbeatProducer, SyntheticProducer
 from cityedge.edge.uplink import Uplink
 from cityedge.protocol.envelope import Envelope
 from cityedge.protocol.ids import uuid7
+from cityedge.protocol.topics import LOCAL_ROOT
 
 __all__ = ["EdgeAgent", "OutboxSink"]
 
@@ -93,7 +94,35 @@ class EdgeAgent:
         if config.synthetic is not None:
             self._threads.append(SyntheticProducer(config.synthetic, self.sink))
         self._threads.append(HeartbeatProducer(config.heartbeat.interval_s, self.sink, self.heartbeat_body))
+        self.retention: Any = None
+        self.cameras: Any = None
+        if config.cameras:
+            self._build_cameras()
         self._stopped = threading.Event()
+
+    def _build_cameras(self) -> None:
+        from cityedge.edge.camera.config import parse_camera
+        from cityedge.edge.camera.pipeline import CameraPipeline
+        from cityedge.edge.retention import RetentionConfig, RetentionStore
+
+        source = f"node {self.config.node_id}"
+        cameras = [parse_camera(c, source) for c in self.config.cameras]
+        if self.config.retention is not None:
+            retention_cfg = RetentionConfig.model_validate(self.config.retention)
+            self.retention = RetentionStore(retention_cfg, registry=self.registry)
+        self.cameras = CameraPipeline(
+            cameras,
+            sink=self.sink,
+            publish_local=self.publish_local,
+            registry=self.registry,
+            recorders=self.retention.recorder if self.retention is not None else None,
+        )
+
+    def publish_local(self, suffix: str, payload: bytes) -> bool:
+        """A local decision goes out on the node's bus at once (if there is one)."""
+        if self.local_bus is None:
+            return False
+        return self.local_bus.publish(f"{LOCAL_ROOT}/{suffix}", payload)
 
     def start(self) -> EdgeAgent:
         _register_outbox_metrics(self.outbox, self.registry)
@@ -104,6 +133,10 @@ class EdgeAgent:
             self.local_bus.start()
         for producer in self._threads:
             producer.start()
+        if self.retention is not None:
+            self.retention.start()
+        if self.cameras is not None:
+            self.cameras.start()
         log.info("agent %s started (district %s)", self.config.node_id, self.config.district)
         return self
 
@@ -113,12 +146,20 @@ class EdgeAgent:
             producer.stop()
 
     def stop(self) -> None:
+        if self.cameras is not None:
+            self.cameras.stop()
+        if self.retention is not None:
+            self.retention.stop()
         self.stop_producers()
         if self.local_bus is not None:
             self.local_bus.stop()
         self.uplink.stop()
         self.outbox.close()
         self._stopped.set()
+
+    def _camera_health(self) -> dict[str, Any]:
+        # Percentiles over the last heartbeat interval, so the cloud sees the current state.
+        return _camera_health_of(self.cameras, time.time() - self.config.heartbeat.interval_s)
 
     def heartbeat_body(self) -> dict[str, Any]:
         stats = self.outbox.stats()
@@ -131,9 +172,25 @@ class EdgeAgent:
                 name: {"pending": s.pending, "oldest_age_s": s.oldest_age_s}
                 for name, s in stats.streams.items()
             },
+            "cameras": self._camera_health(),
             "free_disk_bytes": disk.free,
             "at": datetime.now(UTC).isoformat(),
         }
+
+
+def _camera_health_of(cameras: Any, since: float) -> dict[str, Any]:
+    if cameras is None:
+        return {}
+    return {
+        c.camera: {
+            "fps": round(c.fps, 2),
+            "p50_ms": c.p50_ms,
+            "p95_ms": c.p95_ms,
+            "dropped": c.dropped,
+            "source": c.source_state,
+        }
+        for c in cameras.stats(since)
+    }
 
 
 def _register_outbox_metrics(outbox: Outbox, registry: CollectorRegistry) -> None:

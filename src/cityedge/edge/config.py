@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -90,5 +90,9 @@ class EdgeConfig(_Strict):
     local_bus: LocalBusConfig | None = None
     synthetic: SyntheticConfig | None = None
     heartbeat: HeartbeatConfig = HeartbeatConfig()
+    # Camera and retention sections are validated by the camera package when the agent starts
+    # (so a node without cameras needs neither numpy nor OpenCV); errors name the camera.
+    cameras: list[dict[str, Any]] = []
+    retention: dict[str, Any] | None = None
     metrics_port: int | None = Field(None, ge=0, le=65535)
     agent_version: str = "0.1.0"
