@@ -412,6 +412,7 @@ class _AppendBatch:
             return count
         victims = candidates[:count]
         self.ob._store.delete([rec.record_id for rec in victims])
+        self.seen.difference_update(rec.record_id for rec in victims)  # gone: a later copy is new
         freed = sum(rec.size for rec in victims)
         s.records, s.bytes = s.records - count, s.bytes - freed
         self.usage = Usage(self.usage.records - count, self.usage.bytes - freed)
