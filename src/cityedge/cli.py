@@ -66,6 +66,9 @@ _camera.register(app, bench_app)
 from cityedge.commands import identity as _identity  # noqa: E402
 
 _identity.register(app, bench_app)
+from cityedge.commands import camera_eval as _camera_eval  # noqa: E402
+
+_camera_eval.register(app, bench_app)
 # --- end of command groups ---
 
 

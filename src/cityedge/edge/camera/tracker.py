@@ -71,10 +71,15 @@ class Tracker:
 
     def update(self, detections: Sequence[Detection], t: float) -> list[TrackState]:
         """Step the filter to time `t` (skipped frames count as steps) and match `detections`."""
-        period = self._period(t)
+        gap = self._period(t)
+        # Norfair's filter takes one step per update whatever `period` says, so frames the
+        # pipeline skipped are stepped as frames without detections (velocity stays per frame),
+        # and `period` credits the hit counters for them (a skipped frame is not a miss)
+        steps = min(gap, self.config.hit_counter_max)
+        for _ in range(steps - 1):
+            self._tracker.update([])
         objects = self._tracker.update(
-            [_to_norfair(d) for d in detections if d.box.x2 > d.box.x1 and d.box.y2 > d.box.y1],
-            period=period,
+            [_to_norfair(d) for d in detections if d.box.x2 > d.box.x1 and d.box.y2 > d.box.y1], period=steps
         )
         states = []
         live = set()

@@ -1,0 +1,39 @@
+"""`cityedge eval camera`: accuracy of the camera pipeline on the synthetic scenario suite.
+
+Prints one JSON object: per incident type precision, recall, false alarms per camera-hour
+and mean detection delay next to the rule's own threshold.
+"""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+__all__ = ["eval_app", "register"]
+
+eval_app = typer.Typer(help="Accuracy evaluations: each prints one JSON object.", no_args_is_help=True)
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("camera")
+def eval_camera(
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object (the only output format)."),
+    slots: int = typer.Option(7, "--slots", min=1, help="Incident slots per scenario (3 incidents each)."),
+    width: int = typer.Option(640, "--width", min=160, help="Frame width; height keeps 16:9."),
+    scenario: list[str] = typer.Option(
+        [], "--scenario", help="Run only these presets (clear_day, dusk_noise, heavy_traffic)."
+    ),
+) -> None:
+    """Run the synthetic suite through motion perception and the incident rules."""
+    from cityedge.edge.camera.evaluate import evaluate
+    from cityedge.sim.scenarios import PRESETS, preset
+
+    size = (width, round(width * 9 / 16))
+    names = scenario or list(PRESETS)
+    report = evaluate(preset(name, slots, size) for name in names)
+    report = {"suite": names, "slots": slots, "size": list(size), "fps": 10.0, **report}
+    typer.echo(json.dumps(report, indent=None if json_out else 2))

@@ -1,0 +1,121 @@
+"""The motion detector on synthetic frames: real OpenCV, a moving block on a noisy road."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from cityedge.edge.camera.detectors.base import create_detector
+from cityedge.edge.camera.motion import MotionConfig, MotionDetector, merge_boxes
+from cityedge.protocol.errors import ConfigError
+from cityedge.protocol.vision import Box
+
+W, H = 640, 360
+
+
+def road(seed: int = 0, level: int = 95) -> NDArray[np.uint8]:
+    rng = np.random.default_rng(seed)
+    frame = np.full((H, W, 3), level, dtype=np.int16)
+    frame += rng.normal(0, 3, (H, W, 3)).round().astype(np.int16)
+    frame[170:175, :] = 210  # a painted line
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def with_car(frame: NDArray[np.uint8], x: int, y: int = 150, w: int = 80, h: int = 40) -> NDArray[np.uint8]:
+    out = frame.copy()
+    out[y : y + h, x : x + w] = (30, 30, 60)  # a dark car on grey asphalt
+    return out
+
+
+def warm(detector: MotionDetector, frames: int | None = None) -> None:
+    for k in range(frames or detector.config.warmup_frames):
+        assert detector.detect(road(k)) == []  # warm-up learns, reports nothing
+
+
+def test_a_moving_vehicle_is_one_box_in_full_frame_pixels() -> None:
+    detector = MotionDetector()
+    warm(detector)
+    for k, x in enumerate(range(100, 300, 20)):
+        found = detector.detect(with_car(road(100 + k), x))
+        assert len(found) == 1
+        box = found[0].box
+        # the detector works on a 320-wide copy; boxes come back in the frame's pixels
+        assert box.x1 == pytest.approx(x, abs=6)
+        assert box.x2 == pytest.approx(x + 80, abs=6)
+        assert box.y1 == pytest.approx(150, abs=6)
+        assert box.y2 == pytest.approx(190, abs=6)
+        assert found[0].label == "motion"
+        assert 0 < found[0].score <= 1
+
+
+def test_an_exposure_swing_of_the_whole_frame_is_not_motion() -> None:
+    detector = MotionDetector()
+    warm(detector)
+    for k, gain in enumerate((0.9, 0.75, 0.6, 0.5, 0.6, 0.8, 1.0)):
+        darker = (road(200 + k).astype(np.float32) * gain).astype(np.uint8)
+        assert detector.detect(darker) == []
+
+
+def test_a_stopped_vehicle_stays_foreground_long_enough_for_the_stopped_rule() -> None:
+    detector = MotionDetector()
+    warm(detector)
+    for k in range(10):
+        detector.detect(with_car(road(300 + k), 100 + 20 * k))
+    for k in range(150):  # 15 s at 10 fps, parked at x=300
+        found = detector.detect(with_car(road(400 + k), 300))
+    assert len(found) == 1
+    assert found[0].box.x1 == pytest.approx(300, abs=6)
+
+
+def test_sensor_noise_alone_gives_nothing() -> None:
+    detector = MotionDetector()
+    warm(detector)
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        noisy = np.clip(road(0).astype(np.int16) + rng.normal(0, 6, (H, W, 3)).round(), 0, 255).astype(
+            np.uint8
+        )
+        assert detector.detect(noisy) == []
+
+
+def test_regions_are_padded_merged_and_inside_the_frame() -> None:
+    detector = MotionDetector()
+    warm(detector)
+    frame = with_car(with_car(road(500), 10, y=300, w=60, h=50), 90, y=300, w=60, h=50)
+    regions = detector.regions(frame)
+    assert len(regions) == 1  # two close vehicles: their padded regions overlap and merge
+    r = regions[0]
+    assert r.x1 == 0.0
+    assert r.x2 > 150
+    assert r.y2 == H
+    # asking again for the same frame does not learn it twice
+    assert detector.detect(frame) == detector.detect(frame)
+
+
+def test_detect_keeps_only_detections_inside_the_given_regions() -> None:
+    detector = MotionDetector()
+    warm(detector)
+    frame = with_car(with_car(road(600), 50), 400)
+    assert len(detector.detect(frame)) == 2
+    kept = detector.detect(frame, [Box(380, 100, 520, 220)])
+    assert len(kept) == 1
+    assert kept[0].box.x1 == pytest.approx(400, abs=6)
+
+
+def test_merge_boxes_joins_chains_of_overlaps() -> None:
+    boxes = [Box(0, 0, 10, 10), Box(20, 0, 30, 10), Box(9, 0, 21, 10), Box(100, 100, 110, 110)]
+    assert sorted(merge_boxes(boxes), key=lambda b: b.x1) == [Box(0, 0, 30, 10), Box(100, 100, 110, 110)]
+
+
+def test_it_is_registered_as_the_motion_detector_and_checks_its_options() -> None:
+    detector = create_detector("motion", {"width": 160})
+    assert isinstance(detector, MotionDetector)
+    assert detector.config == MotionConfig(width=160)
+    with pytest.raises(ConfigError, match="detector 'motion' options: treshold"):
+        create_detector("motion", {"treshold": 3})
+
+
+def test_a_frame_that_is_not_8_bit_is_refused_clearly() -> None:
+    with pytest.raises(ConfigError, match="uint8 grey or BGR frame, got float32"):
+        MotionDetector().detect(np.zeros((H, W, 3), dtype=np.float32))

@@ -1,0 +1,209 @@
+"""Incident rules as scenario tables: tracks in, incidents, congestion changes and counts out.
+
+Pure and clock-free, so each scenario is a list of frames built here (10 fps) and checked
+without sleeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from cityedge.edge.camera.rules import RuleConfig, RuleEngine, RuleOutput
+from cityedge.edge.camera.zones import CameraZones, Lane
+from cityedge.protocol.errors import ConfigError
+from cityedge.protocol.vision import Box, FrameTracks, TrackState
+
+T0 = 1_767_225_600.0  # a minute boundary
+FPS = 10
+ZONES = CameraZones(
+    camera="cam",
+    frame_size=(1000, 400),
+    lanes=[
+        Lane(name="east", polygon=[(0, 100), (1000, 100), (1000, 200), (0, 200)], direction=(1, 0)),
+        Lane(name="west", polygon=[(0, 200), (1000, 200), (1000, 300), (0, 300)], direction=(-1, 0)),
+        Lane(name="lot", polygon=[(0, 300), (1000, 300), (1000, 400), (0, 400)]),
+    ],
+)
+
+# a vehicle: (track id, foot x, foot y, velocity x[, hits, width, height]) at time t (seconds
+# from T0), or None when unseen
+Vehicle = Callable[[float], tuple[float, ...] | None]
+
+
+def track(
+    tid: int, x: float, y: float, vx: float, hits: int = 10, w: float = 60, h: float = 30
+) -> TrackState:
+    return TrackState(tid, "motion", Box(x - w / 2, y - h, x + w / 2, y), (vx, 0.0), T0, hits)
+
+
+def run(vehicles: list[Vehicle], seconds: float, config: RuleConfig | None = None) -> list[RuleOutput]:
+    engine = RuleEngine(ZONES, config or RuleConfig())
+    outputs = []
+    for k in range(round(seconds * FPS)):
+        t = k / FPS
+        tracks = [track(*v) for v in (f(t) for f in vehicles) if v is not None]  # type: ignore[arg-type]
+        outputs.append(engine.step(FrameTracks("cam", k, T0 + t, tracks)))
+    return outputs
+
+
+def incidents(outputs: list[RuleOutput]) -> list[tuple[str, str]]:
+    return [(i.type, i.lane) for o in outputs for i in o.incidents]
+
+
+def drives(tid: int, y: float, x0: float, vx: float, until: float = 1e9) -> Vehicle:
+    return lambda t: (tid, x0 + vx * t, y, vx) if t < until else None
+
+
+def stops(tid: int, y: float, x0: float, vx: float, at: float, leaves: float = 1e9) -> Vehicle:
+    def where(t: float) -> tuple[int, float, float, float]:
+        if t < at:
+            return (tid, x0 + vx * t, y, vx)
+        if t < leaves:
+            return (tid, x0 + vx * at, y, 0.0)
+        return (tid, x0 + vx * (at + t - leaves), y, vx)
+
+    return where
+
+
+def ghost(tid: int, y: float, x: float) -> Vehicle:
+    return lambda t: (tid, x, y, 0.0)
+
+
+def queue(first: int, lane_y: float, count: int, speed: float, start: float, end: float) -> list[Vehicle]:
+    """`count` big boxes nose to tail creeping at `speed` px/s between start and end."""
+    return [
+        (
+            lambda t, k=k: (
+                (first + k, 400 + 160 * k + speed * t, lane_y, speed, 10, 150, 90)
+                if start <= t < end
+                else None
+            )
+        )
+        for k in range(count)
+    ]
+
+
+SCENARIOS = {
+    "free flow in both directions is quiet": ([drives(1, 180, 0, 120), drives(2, 280, 1000, -120)], 30, []),
+    "a vehicle that stops in a lane is one stopped-vehicle incident": (
+        [stops(1, 180, 0, 120, at=3.0)],
+        40,
+        [("stopped_vehicle", "east")],
+    ),
+    "a vehicle that stops and drives off after the dwell is still one incident": (
+        [stops(1, 180, 0, 120, at=3.0, leaves=20.0)],
+        40,
+        [("stopped_vehicle", "east")],
+    ),
+    "a short stop is no incident": ([stops(1, 180, 0, 120, at=3.0, leaves=9.0)], 30, []),
+    "a still blob that never moved (a ghost, a parked car) is no incident": ([ghost(1, 180, 500)], 40, []),
+    "a vehicle driving against the lane is one wrong-way incident": (
+        [drives(1, 180, 1000, -150)],
+        8,
+        [("wrong_way", "east")],
+    ),
+    "against the traffic on a lane without a direction is no incident": ([drives(1, 380, 1000, -150)], 8, []),
+    "stopping in a lot without a direction is still a stopped vehicle": (
+        [stops(1, 380, 0, 120, at=2.0)],
+        20,
+        [("stopped_vehicle", "lot")],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_scenario(name: str) -> None:
+    vehicles, seconds, expected = SCENARIOS[name]
+    assert incidents(run(vehicles, seconds)) == expected
+
+
+def test_a_stopped_vehicle_is_reported_after_the_dwell_threshold_from_when_it_stopped() -> None:
+    (inc,) = [i for o in run([stops(1, 180, 0, 120, at=3.0)], 20) for i in o.incidents]
+    assert inc.started_at == pytest.approx(T0 + 3.0, abs=0.3)
+    assert inc.detected_at - inc.started_at == pytest.approx(RuleConfig().stopped_after_s, abs=0.15)
+    assert inc.track_id == 1
+    assert inc.position == pytest.approx((360.0, 180.0))
+
+
+def test_a_stopped_vehicle_that_the_tracker_loses_and_finds_again_is_one_incident() -> None:
+    before = stops(1, 180, 0, 120, at=3.0)
+    after = ghost(2, 180, 360)  # an occlusion made the tracker start a new id on the same car
+    outputs = run([lambda t: before(t) if t < 6 else None, lambda t: after(t) if t >= 6.5 else None], 40)
+    found = [i for o in outputs for i in o.incidents]
+    assert [(i.type, i.track_id) for i in found] == [("stopped_vehicle", 2)]
+    assert found[0].started_at == pytest.approx(T0 + 3.0, abs=0.3)
+
+
+def test_a_blob_whose_foot_jumps_back_once_is_not_wrong_way() -> None:
+    # two blobs merge for a moment: the foot jumps 80 px back, then the vehicle drives on
+    def merged(t: float) -> tuple[int, float, float, float]:
+        x = 100 + 120 * t - (80 if 2.0 <= t < 2.5 else 0)
+        return (1, x, 180, -60.0 if 2.0 <= t < 2.3 else 120.0)
+
+    assert incidents(run([merged], 8)) == []
+
+
+def test_wrong_way_waits_for_the_minimum_time_and_travel() -> None:
+    (inc,) = [i for o in run([drives(1, 180, 1000, -150)], 8) for i in o.incidents]
+    cfg = RuleConfig()
+    assert inc.detected_at - inc.started_at >= cfg.wrong_way_min_s
+    assert inc.details["travel_px"] >= cfg.wrong_way_min_travel_px
+    assert inc.details["cos"] == pytest.approx(-1.0)
+
+
+def test_a_queue_turns_the_lane_congested_once_and_clears() -> None:
+    outputs = run(queue(10, 280, 5, -8.0, start=2.0, end=30.0), 50)
+    changes = [(c.lane, c.congested) for o in outputs for c in o.congestion]
+    assert changes == [("west", True), ("west", False)]
+    found = [i for o in outputs for i in o.incidents]
+    assert [(i.type, i.lane) for i in found] == [("congestion", "west")]  # queued vehicles are not "stopped"
+    cfg = RuleConfig()
+    assert found[0].detected_at - found[0].started_at == pytest.approx(cfg.congestion_after_s, abs=0.15)
+    on = next(c for o in outputs for c in o.congestion if c.congested)
+    assert on.occupancy >= cfg.congestion_occupancy_on
+    assert on.mean_speed <= cfg.congestion_speed_on_hps
+
+
+def test_a_second_queue_within_the_cooldown_changes_state_but_is_not_a_second_incident() -> None:
+    first = queue(10, 280, 5, -8.0, start=0.0, end=20.0)
+    second = queue(30, 280, 5, -8.0, start=40.0, end=60.0)
+    outputs = run(first + second, 75)
+    changes = [c.congested for o in outputs for c in o.congestion]
+    assert changes == [True, False, True, False]
+    assert incidents(outputs) == [("congestion", "west")]
+
+
+def test_one_still_car_is_not_congestion() -> None:
+    outputs = run([ghost(1, 280, 500)], 40, RuleConfig(congestion_occupancy_on=0.01))
+    assert [c for o in outputs for c in o.congestion] == []
+
+
+def test_lane_counts_are_emitted_per_minute_window() -> None:
+    vehicles = [drives(k, 180, -200.0 * k, 150, until=50) for k in range(1, 4)]
+    outputs = run(vehicles, 61)
+    counts = [c for o in outputs for c in o.counts]
+    east = [c for c in counts if c.lane == "east"]
+    assert [(c.window_start, c.window_end, c.count) for c in east] == [(T0, T0 + 60, 3)]
+    assert east[0].mean_speed_px_s == pytest.approx(150.0)
+    assert {c.count for c in counts if c.lane != "east"} == {0}
+
+
+def test_unconfirmed_tracks_are_ignored() -> None:
+    engine = RuleEngine(ZONES)
+    for k in range(400):
+        out = engine.step(
+            FrameTracks("cam", k, T0 + k / FPS, [track(1, 1000 - 150 * k / FPS, 180, -150, hits=1)])
+        )
+        assert out.incidents == []
+
+
+def test_a_frame_of_another_camera_is_refused() -> None:
+    with pytest.raises(ConfigError, match="rules of camera 'cam' got a frame of camera 'other'"):
+        RuleEngine(ZONES).step(FrameTracks("other", 0, T0, []))
+
+
+def test_unknown_rule_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="stoped_after_s"):
+        RuleConfig.model_validate({"stoped_after_s": 3})
