@@ -2,7 +2,7 @@
 
 A line is printed only after the call that committed it returned:
   c <seq> <id> <hex payload>   committed by append_many
-  claim <id> ...               about to be acked
+  claim <id>:<seq> ...         about to be acked
   acked                        the ack of the last claim committed
 """
 
@@ -48,7 +48,7 @@ def main(path: Path) -> None:
         claimed = ob.claim(3, 1 << 20)
         if claimed is not None:
             ids = [c.record_id for c in claimed[1]]
-            out.write("claim " + " ".join(ids) + "\n")
+            out.write("claim " + " ".join(f"{c.record_id}:{c.seq}" for c in claimed[1]) + "\n")
             out.flush()
             ob.ack(ids)
             out.write("acked\n")
