@@ -309,7 +309,8 @@ class Outbox:
         next_seq = s.scan_from
         full = False
         while not full:
-            page = self._store.scan(name, next_seq, _PAGE, payload=True)
+            want = min(_PAGE, max(16, max_records - len(taken)))  # payloads are not free to read
+            page = self._store.scan(name, next_seq, want, payload=True)
             for rec in page:
                 if rec.record_id in s.inflight:
                     next_seq = rec.seq + 1
@@ -324,7 +325,7 @@ class Outbox:
                 full = len(taken) >= max_records
                 if full:
                     break
-            full = full or len(page) < _PAGE
+            full = full or len(page) < want
         s.scan_from = next_seq
         for c in taken:
             s.inflight[c.record_id] = (c.seq, len(c.payload))
