@@ -155,6 +155,17 @@ def test_an_unreachable_camera_reports_an_error_and_reconnects_with_backoff() ->
     assert status.frames == 0
 
 
+def test_reconnect_delays_grow_exponentially_up_to_the_cap_with_jitter() -> None:
+    url = f"rtsp://127.0.0.1:{free_port()}/cam1"
+    cfg = fast(url, backoff_base_s=0.01, backoff_cap_s=0.04)
+    src = FrameSource(cfg, rand=lambda: 0.5).start()  # jitter draws the middle of each window
+    try:
+        wait_for(lambda: len(src.backoff_delays) >= 5)
+    finally:
+        src.stop()
+    assert list(src.backoff_delays)[:5] == pytest.approx([0.005, 0.01, 0.02, 0.02, 0.02])
+
+
 def test_a_missing_usb_camera_reports_an_error_and_reconnects() -> None:
     assert_keeps_retrying(FrameSource(fast("usb:97")).start(), "video97")
 

@@ -187,6 +187,7 @@ class FrameSource:
         self._thread: threading.Thread | None = None
         self._status = SourceStatus(SourceState.CONNECTING, "not started", time.time(), 0, 0, 0)
         self.history: collections.deque[tuple[SourceState, str]] = collections.deque(maxlen=64)
+        self.backoff_delays: collections.deque[float] = collections.deque(maxlen=64)
         self._frames = 0
         self._conn_frames = 0
         self._reconnects = 0
@@ -260,9 +261,9 @@ class FrameSource:
             attempt = 0 if self._conn_frames else attempt + 1
             if attempt:
                 cfg = self.config
-                self._stop.wait(
-                    full_jitter_delay(attempt - 1, cfg.backoff_base_s, cfg.backoff_cap_s, self._rand())
-                )
+                delay = full_jitter_delay(attempt - 1, cfg.backoff_base_s, cfg.backoff_cap_s, self._rand())
+                self.backoff_delays.append(delay)
+                self._stop.wait(delay)
 
     def _failed(self, exc: Exception) -> None:
         stalled = isinstance(exc, _Stalled) or (isinstance(exc, av.error.ExitError) and self._conn_frames > 0)
