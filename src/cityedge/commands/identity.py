@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ import typer
 
 if TYPE_CHECKING:
     from cityedge.cloud.registry import Registry
+    from cityedge.cloud.registry.broker import DynsecRevoker
 
 __all__ = ["register"]
 
@@ -114,7 +114,7 @@ def device_token(
 
 def _revoker(
     ca_dir: Path, brokers: list[str], cert: Path | None, key: Path | None, broker_pid: int | None
-) -> Callable[[str], None]:
+) -> DynsecRevoker:
     """Reload (SIGHUP a local broker) and kick through each broker's revocation plugin."""
     from cityedge.cloud.registry.broker import BrokerEndpoint, DynsecRevoker
     from cityedge.pki import CaLayout
@@ -231,7 +231,8 @@ def api_serve(
     from cityedge.cloud.api import ApiDeps, ApiServerConfig, create_app, uvicorn_config
     from cityedge.pki import CaLayout
 
-    registry = _registry(database, ca_dir, _revoker(ca_dir, broker, revoker_cert, revoker_key, broker_pid))
+    revoker = _revoker(ca_dir, broker, revoker_cert, revoker_key, broker_pid)
+    registry = _registry(database, ca_dir, revoker)
     tokens = [t.strip() for t in operator_tokens.split(",") if t.strip()]
     app = create_app(ApiDeps.with_tokens(registry, tokens))
     stop = threading.Event()
@@ -239,6 +240,9 @@ def api_serve(
     def keep_crl_fresh() -> None:
         while not stop.wait(crl_check_s):
             if registry.refresh_crl(_now()):
+                # A broker keeps the CRL it loaded; without a reload it would lapse there.
+                if revoker.reload is not None:
+                    revoker.reload()
                 typer.echo("re-published the CRL", err=True)
 
     threading.Thread(target=keep_crl_fresh, name="crl", daemon=True).start()
