@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from cityedge.cloud.registry import InventoryError, Registry, parse_inventory
+from cityedge.cloud.registry import InventoryError, Registry, parse_inventory, plan_import
 from tests.cloud.registry.conftest import GUIDE_CSV, NOW
 
 HEADER = "device_id,serial,model,ip,mac,sim"
@@ -85,3 +87,20 @@ def test_a_serial_already_owned_by_another_device_refuses_the_whole_import(regis
     with pytest.raises(InventoryError, match="serial 'SN12345' belongs to edge-node-001"):
         registry.import_inventory(clash, "devices.csv", NOW)
     assert [d.device_id for d in registry.store.devices()] == ["edge-node-001"]
+
+
+_ids = st.from_regex(r"[a-z0-9][a-z0-9-]{0,20}", fullmatch=True)
+_macs = st.lists(st.integers(0, 255), min_size=6, max_size=6).map(lambda b: ":".join(f"{x:02x}" for x in b))
+
+
+@given(st.lists(st.tuples(_ids, _macs), min_size=1, max_size=20, unique_by=(lambda t: t[0], lambda t: t[1])))
+def test_any_clean_inventory_round_trips_and_reimports_as_unchanged(rows: list[tuple[str, str]]) -> None:
+    lines = [HEADER] + [
+        f"{dev},SN-{i},M,10.0.{i // 250}.{i % 250 + 1},{mac},SIM-{i}" for i, (dev, mac) in enumerate(rows)
+    ]
+    parsed = parse_inventory("\n".join(lines) + "\n", "gen.csv")
+    assert [d.device_id for d in parsed] == [dev for dev, _ in rows]
+    first = plan_import([], parsed, "gen.csv")
+    assert len(first.added) == len(rows)
+    again = plan_import(first.added, parse_inventory("\n".join(lines) + "\n", "gen.csv"), "gen.csv")
+    assert (again.added, again.changed, len(again.unchanged)) == ([], [], len(rows))
