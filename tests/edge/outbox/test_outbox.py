@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from cityedge.edge.outbox import DEFAULT_POLICIES, Outbox, OutboxLimits, StreamPolicy
 from cityedge.edge.outbox.metrics import register_outbox_metrics
+from cityedge.edge.outbox.store import DiskFullError
 from cityedge.protocol.codec import decode_envelope
 from cityedge.protocol.errors import OutboxError
 from tests.edge.outbox.helpers import Clock, envelope, wire_bytes
@@ -153,6 +154,39 @@ def test_under_the_free_disk_floor_every_stream_is_refused_and_counted(open_outb
     assert ob.stats().total_records == 0
     free["bytes"] = 10_000
     assert ob.append(envelope("events")).seq == 1
+
+
+def test_a_disk_that_fills_up_under_sqlite_refuses_and_counts_without_raising(open_outbox: Opener) -> None:
+    ob = open_outbox()
+    ob.append(envelope())
+    db = ob._store._db  # fault injection: SQLite reports SQLITE_FULL past this many pages
+    db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+    results = ob.append_many([envelope(pad=5000) for _ in range(3)])
+    assert {(r.accepted, r.reason) for r in results} == {(False, "disk_floor")}
+    assert ob.stats().drops == {("telemetry", "disk_floor"): 3}
+    db.execute("PRAGMA max_page_count = 1000000")
+    assert ob.append(envelope()).seq == 2
+    ob.close()
+    assert open_outbox().stats().drops == {("telemetry", "disk_floor"): 3}
+
+
+def test_an_ack_on_a_full_disk_keeps_the_records_for_another_send(
+    open_outbox: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ob = open_outbox()
+    ob.append(envelope())
+    claimed = ob.claim(1, 1 << 20)
+    assert claimed is not None
+
+    def full(_ids: object) -> None:
+        raise DiskFullError("the disk is full")
+
+    monkeypatch.setattr(ob._store, "delete", full)  # fault injection at the SQLite seam
+    assert ob.ack([claimed[1][0].record_id]) == 0
+    monkeypatch.undo()
+    again = ob.claim(1, 1 << 20)
+    assert again is not None and again[1] == claimed[1]
+    assert ob.ack([claimed[1][0].record_id]) == 1
 
 
 def test_drop_counts_survive_a_restart(open_outbox: Opener) -> None:
@@ -333,6 +367,14 @@ def test_an_invalid_record_fails_the_whole_batch_with_its_position(open_outbox: 
     with pytest.raises(OutboxError, match=r"item 0 is a dict"):
         ob.append_many([{"id": "x"}])  # type: ignore[list-item]
     assert ob.stats().total_records == 0
+
+
+def test_a_record_that_cannot_be_encoded_fails_the_batch_and_takes_no_seq(open_outbox: Opener) -> None:
+    ob = open_outbox()
+    with pytest.raises(OutboxError, match=r"record 1 \(.*\) cannot be encoded"):
+        ob.append_many([envelope(), envelope(when=object())])
+    assert ob.stats().total_records == 0
+    assert ob.append(envelope()).seq == 1
 
 
 def test_a_closed_outbox_says_so(open_outbox: Opener) -> None:

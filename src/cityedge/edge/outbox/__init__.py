@@ -13,12 +13,14 @@ from cityedge.edge.outbox.machine import (
     StreamPolicy,
     policy_for,
 )
+from cityedge.edge.outbox.store import DiskFullError
 
 __all__ = [
     "DEFAULT_POLICIES",
     "DROP_REASONS",
     "AppendResult",
     "Claimed",
+    "DiskFullError",
     "FairScheduler",
     "Outbox",
     "OutboxLimits",

@@ -7,6 +7,7 @@ only, so after a restart every unacknowledged record is pending again.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import threading
@@ -31,13 +32,14 @@ from cityedge.edge.outbox.machine import (
     expires_at,
     policy_for,
 )
-from cityedge.edge.outbox.store import NewRecord, SqliteStore, StoredRecord
+from cityedge.edge.outbox.store import DiskFullError, NewRecord, SqliteStore, StoredRecord
 from cityedge.protocol.codec import encode_envelope
 from cityedge.protocol.envelope import NAME_PATTERN, Envelope
 from cityedge.protocol.errors import OutboxError
 
 __all__ = ["AppendResult", "Claimed", "Outbox", "OutboxStats", "StreamStats"]
 
+log = logging.getLogger(__name__)
 _NAME: Final = re.compile(NAME_PATTERN)
 _ID: Final = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _PAGE: Final = 256
@@ -124,6 +126,7 @@ class Outbox:
         self._streams: dict[str, _Stream] = {}
         self._inflight_of: dict[str, str] = {}  # record id -> stream
         self._drops: Counter[tuple[str, str]] = Counter()
+        self._unsaved_drops: Counter[tuple[str, str]] = Counter()  # counted while the disk was full
         self._scheduler = FairScheduler()
         self._closed = False
         self._load()
@@ -168,16 +171,19 @@ class Outbox:
             _check(env, index)
         with self._lock:
             self._require_open()
-            now = self._clock()
-            free = self._free_disk(self._store.path.parent)
+            now, free = self._clock(), self._free_space()
             try:
                 with self._store.transaction():
                     batch = _AppendBatch(self, envs, now, free)
-                    results = [batch.add(env) for env in envs]
+                    results = [batch.add(index, env) for index, env in enumerate(envs)]
                     batch.finish()
+            except DiskFullError:
+                self._load()
+                return self._refuse_on_full_disk(envs)
             except BaseException:
                 self._load()  # memory follows disk again after the rollback
                 raise
+            batch.settle()
             return results
 
     # -- the uplink ---------------------------------------------------------------------------
@@ -208,7 +214,10 @@ class Outbox:
             return name, taken
 
     def ack(self, record_ids: Iterable[str]) -> int:
-        """The broker has them: delete them. Unknown or already-acked ids are ignored."""
+        """The broker has them: delete them. Unknown or already-acked ids are ignored.
+
+        On a full disk nothing is deleted and they are pending again (0 is returned).
+        """
         ids = list(dict.fromkeys(record_ids))
         if not ids:
             return 0
@@ -217,6 +226,13 @@ class Outbox:
             try:
                 with self._store.transaction():
                     gone = self._store.delete(ids)
+            except DiskFullError:
+                # They stay and go again later (a duplicate the cloud ignores); the uplink lives on.
+                log.warning("outbox: disk full, %d acknowledged records kept for now", len(ids))
+                self._load()
+                for record_id in ids:
+                    self._settle(record_id)
+                return 0
             except BaseException:
                 self._load()
                 raise
@@ -271,6 +287,19 @@ class Outbox:
         self.close()
 
     # -- internals (called with the lock held) ------------------------------------------------
+    def _free_space(self) -> int:
+        try:
+            return self._free_disk(self._store.path.parent)
+        except OSError as exc:
+            raise OutboxError(f"outbox at {self._store.path}: cannot read free disk space: {exc}") from exc
+
+    def _refuse_on_full_disk(self, envs: Sequence[Envelope]) -> list[AppendResult]:
+        """SQLite found the disk full despite the floor: refuse and count, saved at the next write."""
+        counts = Counter((env.stream, "disk_floor") for env in envs)
+        self._drops.update(counts)
+        self._unsaved_drops.update(counts)
+        return [AppendResult(False, env.id, None, "disk_floor", 0) for env in envs]
+
     def _load(self) -> None:
         """Rebuild the in-memory view from disk (at open, and after a rolled-back transaction)."""
         state = self._store.load()
@@ -284,7 +313,7 @@ class Outbox:
                 s.inflight, s.scan_from = prev.inflight, prev.scan_from
                 s.appended, s.acked, s.duplicates = prev.appended, prev.acked, prev.duplicates
         self._inflight_of = {rid: n for n, s in self._streams.items() for rid in s.inflight}
-        self._drops = Counter(state.drops)
+        self._drops = Counter(state.drops) + self._unsaved_drops
 
     def _stream(self, name: str) -> _Stream:
         s = self._streams.get(name)
@@ -377,18 +406,20 @@ class _AppendBatch:
         self.free_disk = free_disk
         self.rows: list[NewRecord] = []
         self.drops: Counter[tuple[str, str]] = Counter()
+        self.appended: Counter[str] = Counter()
+        self.duplicates: Counter[str] = Counter()
         self.touched: set[str] = set()
         self.seen = outbox._store.existing_ids([env.id for env in envs])
         streams = outbox._streams.values()
         self.usage = Usage(sum(s.records for s in streams), sum(s.bytes for s in streams))
 
-    def add(self, env: Envelope) -> AppendResult:
+    def add(self, index: int, env: Envelope) -> AppendResult:
         s = self.ob._stream(env.stream)
         if env.id in self.seen:
-            s.duplicates += 1
+            self.duplicates[env.stream] += 1
             return AppendResult(False, env.id, None, "duplicate", 0)
         policy = self.ob.policy(env.stream)
-        payload = encode_envelope(msgspec.structs.replace(env, seq=s.last_seq + 1))
+        payload = _encode(env, s.last_seq + 1, index)
         verdict = admit(len(payload), self.usage, self.ob.limits, policy, self.free_disk)
         evicted = self._make_room(env.stream, s, verdict) if verdict.needs_room else 0
         if not verdict.accept or evicted is None:
@@ -396,7 +427,8 @@ class _AppendBatch:
             self.drops[(env.stream, reason)] += 1
             return AppendResult(False, env.id, None, reason, 0)
         s.last_seq += 1
-        s.records, s.bytes, s.appended = s.records + 1, s.bytes + len(payload), s.appended + 1
+        s.records, s.bytes = s.records + 1, s.bytes + len(payload)
+        self.appended[env.stream] += 1
         self.usage = Usage(self.usage.records + 1, self.usage.bytes + len(payload))
         self.seen.add(env.id)
         self.touched.add(env.stream)
@@ -443,8 +475,17 @@ class _AppendBatch:
     def finish(self) -> None:
         self._flush()
         self.ob._store.save_last_seq({name: self.ob._streams[name].last_seq for name in self.touched})
-        self.ob._store.add_drops(self.drops)
-        self.ob._drops.update(self.drops)
+        self.ob._store.add_drops(self.drops + self.ob._unsaved_drops)
+
+    def settle(self) -> None:
+        """After the commit: the in-memory counters catch up with what is now on disk."""
+        ob = self.ob
+        ob._drops.update(self.drops)
+        ob._unsaved_drops.clear()
+        for name, n in self.appended.items():
+            ob._streams[name].appended += n
+        for name, n in self.duplicates.items():
+            ob._streams[name].duplicates += n
 
 
 def _check(env: Envelope, index: int) -> None:
@@ -454,6 +495,13 @@ def _check(env: Envelope, index: int) -> None:
         raise OutboxError(f"append: record {index} ({env.id!r}) has an invalid stream name {env.stream!r}")
     if not _ID.match(env.id):
         raise OutboxError(f"append: record {index} has an invalid record id {env.id!r} (want a UUID)")
+
+
+def _encode(env: Envelope, seq: int, index: int) -> bytes:
+    try:
+        return encode_envelope(msgspec.structs.replace(env, seq=seq))
+    except (TypeError, ValueError, msgspec.EncodeError) as exc:
+        raise OutboxError(f"append: record {index} ({env.id}) cannot be encoded: {exc}") from exc
 
 
 def _disk_free(directory: Path) -> int:

@@ -15,7 +15,7 @@ from typing import Final
 
 from cityedge.protocol.errors import OutboxError
 
-__all__ = ["NewRecord", "SqliteStore", "StoreState", "StoredRecord"]
+__all__ = ["DiskFullError", "NewRecord", "SqliteStore", "StoreState", "StoredRecord"]
 
 SCHEMA_VERSION: Final = 1
 _IN_CHUNK: Final = 500  # well under SQLite's bound-parameter limit
@@ -44,6 +44,10 @@ CREATE TABLE IF NOT EXISTS drops (
     PRIMARY KEY (stream, reason)
 );
 """
+
+
+class DiskFullError(OutboxError):
+    """SQLite could not write: the disk (or the database's page limit) is full."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +119,7 @@ class SqliteStore:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
-                raise OutboxError(f"outbox at {self.path}: {exc}") from exc
+                raise _translate(exc, self.path) from exc
             raise
 
     def load(self) -> StoreState:
@@ -196,6 +200,12 @@ class SqliteStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _translate(exc: sqlite3.Error, path: Path) -> OutboxError:
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return DiskFullError(f"outbox at {path}: the disk is full ({exc})")
+    return OutboxError(f"outbox at {path}: {exc}")
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
