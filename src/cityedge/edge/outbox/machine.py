@@ -170,6 +170,3 @@ class FairScheduler:
     def charge(self, stream: str, records: int, priority: int) -> None:
         """Account `records` sent from `stream`: its next turn comes later the more it took."""
         self._pass[stream] = self._pass.get(stream, self._vtime) + max(1, records) / priority
-
-    def forget(self, stream: str) -> None:
-        self._pass.pop(stream, None)
