@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -388,6 +389,16 @@ def test_a_file_that_is_not_an_outbox_is_refused_with_its_path(tmp_path: Path) -
     path = tmp_path / "outbox.db"
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(OutboxError, match=r"outbox\.db"):
+        Outbox.open(path)
+
+
+def test_an_outbox_from_a_newer_agent_is_refused_not_rewritten(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    Outbox.open(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(OutboxError, match=r"outbox\.db has schema 99, newer than 1"):
         Outbox.open(path)
 
 

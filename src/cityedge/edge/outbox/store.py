@@ -87,8 +87,14 @@ class SqliteStore:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._configure()
         except (sqlite3.Error, OSError) as exc:
+            raise OutboxError(f"cannot open the outbox at {path}: {exc}") from exc
+        try:
+            self._configure()
+        except (sqlite3.Error, OutboxError) as exc:
+            self._db.close()
+            if isinstance(exc, OutboxError):
+                raise
             raise OutboxError(f"cannot open the outbox at {path}: {exc}") from exc
 
     def _configure(self) -> None:
