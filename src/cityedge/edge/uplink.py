@@ -148,7 +148,11 @@ class Uplink:
             if attempt or self._connected_once:
                 self.reconnects += 1
                 self._metrics.reconnects.inc()
-            ok = self._session()
+            try:
+                ok = self._session()
+            except Exception:  # never let the uplink thread die; the outbox keeps the records
+                log.exception("uplink: unexpected error; reconnecting")
+                ok = False
             if self._stop.is_set():
                 break
             if self._swap_requested.is_set():
@@ -163,7 +167,13 @@ class Uplink:
 
     def _session(self) -> bool:
         """One connection: connect, send until it drops. True if it got connected."""
-        client = self._new_client()
+        try:
+            client = self._new_client()
+        except (OSError, ValueError) as exc:
+            # an unreadable or bad certificate/key/CA file: keep retrying (an operator or the
+            # renewer may fix it) rather than let the uplink thread die
+            log.error("uplink: cannot set up TLS: %s", exc)
+            return False
         got_connected = reached_broker = False
         try:
             client.connect(
