@@ -413,3 +413,11 @@ def test_custom_policies_replace_the_defaults_and_unknown_streams_still_work(ope
     drain(ob)
     assert ob.append(envelope("parking")).accepted
     assert ob.append(envelope("parking")).dropped == 1
+
+
+def test_the_outbox_bench_drains_everything_it_appended(tmp_path: Path) -> None:
+    from cityedge.edge.outbox.bench import run
+
+    result = run(300, batch=50, directory=tmp_path)
+    assert (result["records"], result["drained"], result["synchronous"]) == (300, 300, "FULL")
+    assert result["append_records_per_s"] > 0 and result["claim_ack_records_per_s"] > 0
