@@ -49,3 +49,25 @@ def test_bad_node_configs_name_the_file_and_field(tmp_path: Path, text: str, fra
 def test_a_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(EdgeConfig, tmp_path / "absent.yaml")
+
+
+def test_a_node_with_a_renewed_identity_takes_its_uplink_files_from_the_credentials_dir(
+    tmp_path: Path,
+) -> None:
+    text = GOOD.replace("  tls: {cafile: ca.crt, certfile: node.crt, keyfile: node.key}\n", "")
+    text += "identity: {api_url: https://cp.example:8443, credentials_dir: /etc/cityedge/creds}\n"
+    path = tmp_path / "node.yaml"
+    path.write_text(text)
+    tls = load_config(EdgeConfig, path).uplink_tls()
+    assert tls is not None
+    assert (str(tls.cafile), str(tls.certfile)) == (
+        "/etc/cityedge/creds/chain.pem",
+        "/etc/cityedge/creds/current/device.crt",
+    )
+
+
+def test_identity_and_fixed_uplink_files_together_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "node.yaml"
+    path.write_text(GOOD + "identity: {api_url: https://cp.example, credentials_dir: /creds}\n")
+    with pytest.raises(ConfigError, match="either identity"):
+        load_config(EdgeConfig, path)

@@ -80,9 +80,19 @@ class EdgeAgent:
             min_free_disk_bytes=config.outbox.min_free_disk_bytes,
         )
         self.outbox = Outbox.open(config.data_dir / "outbox.db", _policies(config), limits)
-        self.uplink = Uplink(
-            config.uplink, config.node_id, config.district, self.outbox, registry=self.registry
-        )
+        uplink_cfg = config.uplink.model_copy(update={"tls": config.uplink_tls()})
+        self.uplink = Uplink(uplink_cfg, config.node_id, config.district, self.outbox, registry=self.registry)
+        self.renewer: Any = None
+        if config.identity is not None:
+            from cityedge.edge.identity import CredentialStore, Renewer
+
+            self.renewer = Renewer(
+                config.identity.api_url,
+                config.node_id,
+                CredentialStore(config.identity.credentials_dir),
+                self.uplink.swap_credentials,
+                registry=self.registry,
+            )
         self.sink = OutboxSink(self.outbox, config.node_id, self.versions, self.uplink)
         self.started_at = time.time()
         self.local_bus: LocalBus | None = None
@@ -129,6 +139,8 @@ class EdgeAgent:
         if self.config.metrics_port is not None:
             start_http_server(self.config.metrics_port, addr="127.0.0.1", registry=self.registry)
         self.uplink.start()
+        if self.renewer is not None:
+            self.renewer.start()
         if self.local_bus is not None:
             self.local_bus.start()
         for producer in self._threads:
@@ -151,6 +163,8 @@ class EdgeAgent:
         if self.retention is not None:
             self.retention.stop()
         self.stop_producers()
+        if self.renewer is not None:
+            self.renewer.stop()
         if self.local_bus is not None:
             self.local_bus.stop()
         self.uplink.stop()
@@ -173,6 +187,7 @@ class EdgeAgent:
                 for name, s in stats.streams.items()
             },
             "cameras": self._camera_health(),
+            **(self.renewer.heartbeat_fields() if self.renewer is not None else {}),
             "free_disk_bytes": disk.free,
             "at": datetime.now(UTC).isoformat(),
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cityedge.protocol.envelope import NAME_PATTERN
 
@@ -13,6 +13,7 @@ __all__ = [
     "BrokerEndpoint",
     "EdgeConfig",
     "HeartbeatConfig",
+    "IdentityConfig",
     "LocalBusConfig",
     "OutboxConfig",
     "StreamPolicyConfig",
@@ -77,6 +78,17 @@ class SyntheticConfig(_Strict):
     limit: int | None = Field(None, ge=0, description="stop after this many records in total")
 
 
+class IdentityConfig(_Strict):
+    """The node's own certificate, renewed over mTLS by the control plane's API.
+
+    `credentials_dir` is what `cityedge enroll` wrote: `current/device.{crt,key}` and
+    `chain.pem`. When set, the uplink uses these files (its own `tls` must then be unset).
+    """
+
+    api_url: str
+    credentials_dir: Path
+
+
 class HeartbeatConfig(_Strict):
     interval_s: float = Field(10.0, gt=0)
 
@@ -90,9 +102,27 @@ class EdgeConfig(_Strict):
     local_bus: LocalBusConfig | None = None
     synthetic: SyntheticConfig | None = None
     heartbeat: HeartbeatConfig = HeartbeatConfig()
+    identity: IdentityConfig | None = None
     # Camera and retention sections are validated by the camera package when the agent starts
     # (so a node without cameras needs neither numpy nor OpenCV); errors name the camera.
     cameras: list[dict[str, Any]] = []
     retention: dict[str, Any] | None = None
     metrics_port: int | None = Field(None, ge=0, le=65535)
     agent_version: str = "0.1.0"
+
+    @model_validator(mode="after")
+    def _one_source_of_uplink_credentials(self) -> EdgeConfig:
+        if self.identity is not None and self.uplink.tls is not None:
+            raise ValueError("set either identity (renewed certificates) or uplink.tls, not both")
+        return self
+
+    def uplink_tls(self) -> TlsFiles | None:
+        """The uplink's TLS files: the renewed identity's when there is one."""
+        if self.identity is None:
+            return self.uplink.tls
+        d = self.identity.credentials_dir
+        return TlsFiles(
+            cafile=d / "chain.pem",
+            certfile=d / "current" / "device.crt",
+            keyfile=d / "current" / "device.key",
+        )
