@@ -398,7 +398,7 @@ def test_an_outbox_from_a_newer_agent_is_refused_not_rewritten(tmp_path: Path) -
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 99")
     db.close()
-    with pytest.raises(OutboxError, match=r"outbox\.db has schema 99, newer than 1"):
+    with pytest.raises(OutboxError, match=r"outbox\.db has schema 99, newer than 2"):
         Outbox.open(path)
 
 
@@ -421,3 +421,41 @@ def test_the_outbox_bench_drains_everything_it_appended(tmp_path: Path) -> None:
     result = run(300, batch=50, directory=tmp_path)
     assert (result["records"], result["drained"], result["synchronous"]) == (300, 300, "FULL")
     assert result["append_records_per_s"] > 0 and result["claim_ack_records_per_s"] > 0
+
+
+def test_a_record_redelivered_after_its_ack_is_a_duplicate_not_a_new_seq(open_outbox: Opener) -> None:
+    ob = open_outbox()
+    env = envelope("telemetry")
+    assert ob.append(env).seq == 1
+    assert [seq for _, seq, _ in drain(ob)] == [1]
+    again = ob.append(env)  # e.g. the local broker resends it after a crash before its ack
+    assert (again.accepted, again.reason) == (False, "duplicate")
+    assert ob.append(envelope("telemetry")).seq == 2  # no gap in the stream's numbering
+
+
+def test_acknowledged_ids_are_forgotten_after_the_window(open_outbox: Opener, clock: Clock) -> None:
+    ob = open_outbox(OutboxLimits(min_free_disk_bytes=0, remember_acked_s=3600.0))
+    old = envelope("telemetry")
+    ob.append(old)
+    drain(ob)
+    clock.now += 2 * 3600.0
+    ob.append(envelope("telemetry"))
+    drain(ob)  # this ack prunes what is older than the window
+    assert ob.append(old).accepted
+
+
+def test_an_outbox_written_by_the_previous_schema_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    ob = Outbox.open(path)
+    ob.append(envelope("events"))
+    ob.close()
+    with sqlite3.connect(path) as db:  # what an agent with schema 1 left behind
+        db.execute("DROP TABLE acked")
+        db.execute("PRAGMA user_version = 1")
+    db.close()
+    ob = Outbox.open(path)
+    try:
+        assert ob.stats().streams["events"].pending == 1
+        assert [seq for _, seq, _ in drain(ob)] == [1]
+    finally:
+        ob.close()

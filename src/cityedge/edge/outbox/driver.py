@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 _NAME: Final = re.compile(NAME_PATTERN)
 _ID: Final = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _PAGE: Final = 256
+_PRUNE_EVERY_S: Final = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +129,7 @@ class Outbox:
         self._drops: Counter[tuple[str, str]] = Counter()
         self._unsaved_drops: Counter[tuple[str, str]] = Counter()  # counted while the disk was full
         self._scheduler = FairScheduler()
+        self._acked_pruned_at = 0.0
         self._closed = False
         self._load()
 
@@ -223,9 +225,16 @@ class Outbox:
             return 0
         with self._lock:
             self._require_open()
+            now = self._clock()
             try:
-                with self._store.transaction():
+                with self._store.relaxed_sync(), self._store.transaction():
                     gone = self._store.delete(ids)
+                    self._store.remember_acked((g[0] for g in gone), now)
+                    if now - self._acked_pruned_at > _PRUNE_EVERY_S:
+                        self._store.forget_acked(
+                            now - self.limits.remember_acked_s, self.limits.remember_acked_max
+                        )
+                        self._acked_pruned_at = now
             except DiskFullError:
                 # They stay and go again later (a duplicate the cloud ignores); the uplink lives on.
                 log.warning("outbox: disk full, %d acknowledged records kept for now", len(ids))

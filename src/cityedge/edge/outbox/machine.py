@@ -58,9 +58,19 @@ class OutboxLimits:
     max_bytes: int = 256 * MiB
     max_records: int = 1_000_000
     min_free_disk_bytes: int = 512 * MiB
+    # How long (and how many) acknowledged ids are remembered, so a late redelivery of the
+    # same record (e.g. from the node's local broker after a crash) is a duplicate.
+    remember_acked_s: float = 6 * 3600.0
+    remember_acked_max: int = 500_000
 
     def __post_init__(self) -> None:
-        if self.max_bytes < 1 or self.max_records < 1 or self.min_free_disk_bytes < 0:
+        if (
+            self.max_bytes < 1
+            or self.max_records < 1
+            or self.min_free_disk_bytes < 0
+            or self.remember_acked_s < 0
+            or self.remember_acked_max < 0
+        ):
             raise ConfigError(f"outbox limits must be positive: {self}")
 
 

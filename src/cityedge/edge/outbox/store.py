@@ -17,7 +17,7 @@ from cityedge.protocol.errors import OutboxError
 
 __all__ = ["DiskFullError", "NewRecord", "SqliteStore", "StoreState", "StoredRecord"]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 _IN_CHUNK: Final = 500  # well under SQLite's bound-parameter limit
 
 _SCHEMA: Final = """
@@ -37,6 +37,13 @@ CREATE TABLE IF NOT EXISTS streams (
     name TEXT PRIMARY KEY,
     last_seq INTEGER NOT NULL
 );
+-- ids acknowledged recently: a redelivery of one (a local broker resending after a crash)
+-- is a duplicate, not a new record with a new seq (which would look like a gap upstream)
+CREATE TABLE IF NOT EXISTS acked (
+    id TEXT PRIMARY KEY,
+    at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS acked_at ON acked (at);
 CREATE TABLE IF NOT EXISTS drops (
     stream TEXT NOT NULL,
     reason TEXT NOT NULL,
@@ -138,12 +145,39 @@ class SqliteStore:
         return StoreState(usage, last_seq, drops)
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """Ids among `ids` that are in the outbox or were acknowledged recently."""
         found: set[str] = set()
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(f"SELECT id FROM records WHERE id IN ({marks})", chunk)  # noqa: S608
+            rows = self._db.execute(
+                f"SELECT id FROM records WHERE id IN ({marks})"  # noqa: S608
+                f" UNION ALL SELECT id FROM acked WHERE id IN ({marks})",
+                (*chunk, *chunk),
+            )
             found.update(row[0] for row in rows)
         return found
+
+    def remember_acked(self, ids: Iterable[str], at: float) -> None:
+        self._db.executemany("INSERT OR REPLACE INTO acked (id, at) VALUES (?, ?)", ((i, at) for i in ids))
+
+    def forget_acked(self, before: float, keep_at_most: int) -> None:
+        """Forget acknowledgements older than `before`, and all but the newest `keep_at_most`."""
+        self._db.execute("DELETE FROM acked WHERE at < ?", (before,))
+        self._db.execute(
+            "DELETE FROM acked WHERE at < (SELECT at FROM acked ORDER BY at DESC LIMIT 1 OFFSET ?)",
+            (keep_at_most,),
+        )
+
+    @contextmanager
+    def relaxed_sync(self) -> Iterator[None]:
+        """Commits without waiting for the disk. Only for writes whose loss is harmless: an ack
+        lost in a power cut sends the record again, and the cloud drops the copy by id. The
+        next FULL commit syncs the WAL, these frames included."""
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        try:
+            yield
+        finally:
+            self._db.execute("PRAGMA synchronous = FULL")
 
     def insert(self, records: Iterable[NewRecord]) -> None:
         self._db.executemany(
