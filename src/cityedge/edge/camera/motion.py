@@ -32,7 +32,13 @@ class MotionConfig(BaseModel):
     threshold: int = Field(22, ge=1, le=255, description="grey-level difference that counts as motion")
     warmup_frames: int = Field(15, ge=1, description="frames whose median is the first background")
     alpha_background: float = Field(0.05, gt=0, le=1, description="per-frame learning rate, still pixels")
-    alpha_foreground: float = Field(0.002, ge=0, le=1, description="per-frame learning rate, moving pixels")
+    alpha_foreground: float = Field(
+        0.0002,
+        ge=0,
+        le=1,
+        description="per-frame learning rate, moving pixels: minutes, so a car that stood and left"
+        " leaves no ghost",
+    )
     open_px: int = Field(3, ge=1, description="opening kernel (processed pixels) removing speckle")
     close_px: int = Field(7, ge=1, description="closing kernel joining a vehicle's parts")
     min_area: float = Field(0.0005, ge=0, description="smallest blob, as a fraction of the frame area")
