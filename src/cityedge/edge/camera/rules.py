@@ -83,6 +83,9 @@ class _TrackMemory:
     still_since: float | None = None
     reported: set[str] = field(default_factory=set)
     last_seen: float = 0.0
+    velocity: Point = (0.0, 0.0)
+    hits: int = 0
+    last_hit: float = 0.0  # when the tracker last matched it to a detection (not coasting)
 
 
 @dataclass
@@ -152,6 +155,9 @@ class RuleEngine:
         memory = self._tracks.get(track.track_id)
         if memory is None:
             memory = self._tracks[track.track_id] = self._handed_over(foot, t)
+        if track.hits != memory.hits:
+            memory.hits, memory.last_hit = track.hits, t
+        memory.velocity = track.velocity
         memory.last_seen = t
         memory.history.append((t, foot))
         if memory.origin is None:
@@ -175,7 +181,27 @@ class RuleEngine:
             for m in self._tracks.values()
             if m.history and math.dist(m.history[-1][1], foot) <= 2 * self.config.stopped_spot_px
         ]
-        return _TrackMemory(moved=any(m.moved for m in near))
+        memory = _TrackMemory(moved=any(m.moved for m in near))
+        heir = self._fragment_of(foot, t)
+        if heir is not None:
+            # the tracker split one vehicle's path in two (a merge with a neighbour): carry on
+            # judging the same drive, and do not report it twice
+            memory.lane, memory.against = heir.lane, heir.against
+            memory.reported = set(heir.reported)
+        return memory
+
+    def _fragment_of(self, foot: Point, t: float) -> _TrackMemory | None:
+        """The track, unmatched for under a second, whose path leads to `foot` now."""
+        best, best_d = None, 2 * self.config.stopped_spot_px
+        for m in self._tracks.values():
+            if not m.history or not 0 < t - m.last_hit <= 1.0:
+                continue
+            dt = t - m.history[-1][0]
+            x, y = m.history[-1][1]
+            d = math.dist((x + m.velocity[0] * dt, y + m.velocity[1] * dt), foot)
+            if d <= best_d:
+                best, best_d = m, d
+        return best
 
     def _judge_track(
         self, camera: str, track: TrackState, lane: Lane, memory: _TrackMemory, t: float
