@@ -10,17 +10,17 @@ from typer.testing import CliRunner
 from cityedge.cli import app
 from cityedge.edge.camera.evaluate import ScenarioResult, _match, evaluate, score
 from cityedge.edge.camera.rules import RuleConfig
-from cityedge.protocol.vision import Incident
+from cityedge.protocol.vision import Incident, IncidentType
 from cityedge.sim.scenarios import PRESETS, preset
 from cityedge.sim.scene import GroundTruthIncident, Scenario
 
 T0 = 1_767_225_600.0
 
 
-def found(kind: str, lane: str, at: float) -> Incident:
+def found(kind: IncidentType, lane: str, at: float) -> Incident:
     return Incident(
         type=kind, camera="c", lane=lane, started_at=T0 + at - 10, detected_at=T0 + at, position=(0, 0)
-    )  # type: ignore[arg-type]
+    )
 
 
 def truth(kind: str, lane: str, start: float, end: float) -> GroundTruthIncident:

@@ -73,16 +73,16 @@ def ghost(tid: int, y: float, x: float) -> Vehicle:
 
 def queue(first: int, lane_y: float, count: int, speed: float, start: float, end: float) -> list[Vehicle]:
     """`count` big boxes nose to tail creeping at `speed` px/s between start and end."""
-    return [
-        (
-            lambda t, k=k: (
-                (first + k, 400 + 160 * k + speed * t, lane_y, speed, 10, 150, 90)
-                if start <= t < end
-                else None
-            )
-        )
-        for k in range(count)
-    ]
+
+    def member(k: int) -> Vehicle:
+        def where(t: float) -> tuple[float, ...] | None:
+            if not start <= t < end:
+                return None
+            return (first + k, 400 + 160 * k + speed * t, lane_y, speed, 10, 150, 90)
+
+        return where
+
+    return [member(k) for k in range(count)]
 
 
 SCENARIOS = {
