@@ -33,6 +33,22 @@ def bench_codec(
     typer.echo(json.dumps(run_codec_bench(runs=runs)))
 
 
+def bench_outbox(
+    records: int = typer.Option(20_000, help="Records appended (in batches of 100), then claimed and acked."),
+    runs: int = typer.Option(3, help="Repetitions; the JSON reports medians."),
+) -> None:
+    """Outbox throughput on this disk: append_many, and claim + ack."""
+    import statistics
+
+    from cityedge.edge.outbox.bench import run
+
+    results = [run(records) for _ in range(runs)]
+    keys = [k for k, v in results[0].items() if isinstance(v, int | float)]
+    out = {k: round(statistics.median(r[k] for r in results), 1) for k in keys}
+    typer.echo(json.dumps({**out, "runs": runs}))
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     bench_app.command("uplink")(bench_uplink)
     bench_app.command("codec")(bench_codec)
+    bench_app.command("outbox")(bench_outbox)
