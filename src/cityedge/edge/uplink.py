@@ -102,6 +102,7 @@ class Uplink:
         self._protocol: Protocol = "3.1.1" if config.protocol == "3.1.1" else "5"
         self._connected_once = False
         self.reconnects = 0
+        self._failures = 0
         self.batches_sent = 0
         self.records_acked = 0
         self.connected = False
@@ -190,9 +191,12 @@ class Uplink:
                 self._on_connected()
                 self._send_loop(client)
         except (OSError, ValueError) as exc:
-            log.warning("uplink: cannot connect to %s:%s: %s", self.config.host, self.config.port, exc)
+            # the first failure of an outage is a warning; the retries that follow are not news
+            level = logging.WARNING if self._failures == 0 else logging.DEBUG
+            log.log(level, "uplink: cannot connect to %s:%s: %s", self.config.host, self.config.port, exc)
         finally:
             self._teardown(client)
+        self._failures = 0 if got_connected else self._failures + 1
         if reached_broker and not got_connected:
             # The broker answered but refused this protocol version (or hung up): try the other.
             self._protocol = next_protocol(self.config.protocol, self._protocol, self._connected_once)
@@ -213,6 +217,8 @@ class Uplink:
         return client
 
     def _on_connected(self) -> None:
+        if self._failures:
+            log.info("uplink: link back after %d failed attempts", self._failures)
         self._connected_once = True
         self.connected = True
         self._metrics.connected.set(1)
