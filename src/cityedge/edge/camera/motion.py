@@ -31,7 +31,7 @@ class MotionConfig(BaseModel):
     blur: int = Field(5, ge=1, description="Gaussian kernel (odd) against sensor noise")
     threshold: int = Field(22, ge=1, le=255, description="grey-level difference that counts as motion")
     warmup_frames: int = Field(15, ge=1, description="frames whose median is the first background")
-    alpha_background: float = Field(0.05, gt=0, le=1, description="per-frame learning rate, still pixels")
+    alpha_background: float = Field(0.02, gt=0, le=1, description="per-frame learning rate, still pixels")
     alpha_foreground: float = Field(
         0.0002,
         ge=0,

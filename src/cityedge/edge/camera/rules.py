@@ -45,8 +45,8 @@ class RuleConfig(BaseModel):
     stopped_min_travel_px: float = Field(
         20.0, ge=0, description="a vehicle must have arrived moving: still since first seen is not stopping"
     )
-    wrong_way_min_travel_px: float = Field(60.0, gt=0)
-    wrong_way_min_s: float = Field(1.0, ge=0, description="how long a track must keep going the wrong way")
+    wrong_way_min_travel_px: float = Field(90.0, gt=0)
+    wrong_way_min_s: float = Field(0.7, ge=0, description="how long a track must keep going the wrong way")
     wrong_way_min_speed_px_s: float = Field(20.0, ge=0, description="slower is not driving, either way")
     wrong_way_max_cos: float = Field(-0.5, ge=-1, le=0, description="cos(travel, lane direction) at most")
     wrong_way_cooldown_s: float = Field(20.0, ge=0)
@@ -84,6 +84,8 @@ class _TrackMemory:
     reported: set[str] = field(default_factory=set)
     last_seen: float = 0.0
     velocity: Point = (0.0, 0.0)
+    height: float = 0.0  # box height in the latest frame, and the frame before
+    before: tuple[Point, float] | None = None
     hits: int = 0
     last_hit: float = 0.0  # when the tracker last matched it to a detection (not coasting)
 
@@ -158,6 +160,9 @@ class RuleEngine:
         if track.hits != memory.hits:
             memory.hits, memory.last_hit = track.hits, t
         memory.velocity = track.velocity
+        if memory.history:
+            memory.before = (memory.history[-1][1], memory.height)
+        memory.height = track.box.y2 - track.box.y1
         memory.last_seen = t
         memory.history.append((t, foot))
         if memory.origin is None:
@@ -290,12 +295,16 @@ class RuleEngine:
         if not self._against(lane.direction, track.velocity):
             memory.against = None
             return None
-        if memory.against is None or not 0.6 <= height / max(memory.against[2], 1.0) <= 1.67:
-            # newly against the lane, or the blob grew or shrank by half (it merged with or split
-            # from a neighbour, which moves its foot without driving): judge from here
+        if memory.against is None:
             memory.against = (t, foot, height)
             return None
         t0, p0, _ = memory.against
+        if memory.before is not None and not 0.7 <= height / max(memory.before[1], 1.0) <= 1.43:
+            # the blob merged with or split from a neighbour since the last frame, which moved
+            # its foot without driving: that jump is not travel
+            (bx, by), _ = memory.before
+            p0 = (p0[0] + foot[0] - bx, p0[1] + foot[1] - by)
+            memory.against = (t0, p0, height)
         dx, dy = foot[0] - p0[0], foot[1] - p0[1]
         travel = math.hypot(dx, dy)
         state = self._lanes[lane.name]

@@ -114,7 +114,8 @@ class Tracker:
         return TrackState(
             track_id=int(obj.id),
             label=str(label),
-            box=Box(float(x1), float(y1), float(x2), float(y2)),
+            # a coasting estimate can cross its corners over; a box is ordered
+            box=Box(float(min(x1, x2)), float(min(y1, y2)), float(max(x1, x2)), float(max(y1, y2))),
             velocity=(float((vx1 + vx2) / 2.0 * fps), float(vy2 * fps)),
             first_seen=first,
             hits=self._hits[obj.id],
