@@ -207,3 +207,12 @@ def test_a_frame_of_another_camera_is_refused() -> None:
 def test_unknown_rule_options_are_refused() -> None:
     with pytest.raises(ValueError, match="stoped_after_s"):
         RuleConfig.model_validate({"stoped_after_s": 3})
+
+
+def test_rules_scale_their_pixel_thresholds_with_the_frame() -> None:
+    cfg = RuleConfig()
+    double = cfg.scaled(2.0)
+    assert double.wrong_way_min_travel_px == 2 * cfg.wrong_way_min_travel_px
+    assert double.stopped_speed_px_s == 2 * cfg.stopped_speed_px_s
+    assert double.congestion_speed_on_hps == cfg.congestion_speed_on_hps  # heights/s: scale-free
+    assert double.stopped_after_s == cfg.stopped_after_s

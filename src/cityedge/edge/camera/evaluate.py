@@ -37,9 +37,7 @@ class ScenarioResult:
 
 def scaled_rules(config: RuleConfig, width: int, reference_width: int = 640) -> RuleConfig:
     """The same rules for frames `width` wide: pixel thresholds scale with the frame."""
-    k = width / reference_width
-    px = [name for name in RuleConfig.model_fields if name.endswith("_px") or name.endswith("_px_s")]
-    return config.model_copy(update={name: getattr(config, name) * k for name in px})
+    return config.scaled(width / reference_width)
 
 
 def run_scenario(scenario: Scenario, rules: RuleConfig | None = None) -> ScenarioResult:

@@ -23,7 +23,9 @@ Point = tuple[float, float]
 
 
 class RuleConfig(BaseModel):
-    """Thresholds of the rules. Speeds and distances are in pixels of the camera's frames."""
+    """Thresholds of the rules. Pixel speeds and distances (`*_px`, `*_px_s`) suit frames about
+    640 px wide: use `scaled(width / 640)` for other sizes. Queue speed is in box heights per
+    second and occupancy is a ratio, so neither depends on the frame size or the distance."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -64,6 +66,11 @@ class RuleConfig(BaseModel):
     congestion_cooldown_s: float = Field(60.0, ge=0)
     count_window_s: float = Field(60.0, gt=0)
     forget_after_s: float = Field(5.0, gt=0, description="drop a track's memory after this long unseen")
+
+    def scaled(self, factor: float) -> RuleConfig:
+        """The same rules for frames `factor` times as wide (pixel thresholds scale)."""
+        names = [n for n in type(self).model_fields if n.endswith(("_px", "_px_s"))]
+        return self.model_copy(update={n: getattr(self, n) * factor for n in names})
 
 
 @dataclass(frozen=True)
