@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cityedge.protocol.envelope import NAME_PATTERN
+from cityedge.transport import TlsFiles
 
 __all__ = [
     "BrokerEndpoint",
@@ -25,12 +26,6 @@ __all__ = [
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TlsFiles(_Strict):
-    cafile: Path
-    certfile: Path
-    keyfile: Path
 
 
 class BrokerEndpoint(_Strict):

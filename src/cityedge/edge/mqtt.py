@@ -15,6 +15,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from cityedge.transport import TlsFiles, client_tls_context
+
 __all__ = ["connect_properties", "make_client", "next_protocol", "tls_context"]
 
 Protocol = Literal["5", "3.1.1"]
@@ -22,10 +24,7 @@ Protocol = Literal["5", "3.1.1"]
 
 def tls_context(cafile: Path, certfile: Path, keyfile: Path) -> ssl.SSLContext:
     """Client context: verify the broker against our CA, present our certificate, TLS 1.2+."""
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cafile))
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(str(certfile), str(keyfile))
-    return ctx
+    return client_tls_context(TlsFiles(cafile=cafile, certfile=certfile, keyfile=keyfile), "mqtt tls")
 
 
 def make_client(

@@ -25,6 +25,7 @@ from cityedge.edge.config import TlsFiles, UplinkConfig
 from cityedge.edge.mqtt import Protocol, connect_properties, make_client, next_protocol, tls_context
 from cityedge.edge.outbox import Outbox
 from cityedge.protocol.codec import encode_batch
+from cityedge.protocol.errors import ConfigError
 from cityedge.protocol.topics import up_topic
 
 __all__ = ["Uplink", "UplinkStats"]
@@ -170,7 +171,7 @@ class Uplink:
         """One connection: connect, send until it drops. True if it got connected."""
         try:
             client = self._new_client()
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, ConfigError) as exc:
             # an unreadable or bad certificate/key/CA file: keep retrying (an operator or the
             # renewer may fix it) rather than let the uplink thread die
             log.error("uplink: cannot set up TLS: %s", exc)

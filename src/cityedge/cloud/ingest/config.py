@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import re
 import socket
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cityedge.transport import TlsFiles
 
 __all__ = ["FAULTS", "IngestConfig", "TlsFiles", "default_client_id"]
 
@@ -19,14 +20,6 @@ FAULTS = ("ingest_exit_after_commit",)
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TlsFiles(_Strict):
-    """Client certificate, its key, and the CA that signed the broker's certificate."""
-
-    cafile: Path
-    certfile: Path
-    keyfile: Path
 
 
 def default_client_id() -> str:

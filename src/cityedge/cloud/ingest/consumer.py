@@ -39,8 +39,9 @@ from cityedge.cloud.ingest.config import IngestConfig, TlsFiles
 from cityedge.cloud.ingest.decode import IngestRecord, decode_message, rejection_reason
 from cityedge.cloud.ingest.metrics import IngestMetrics
 from cityedge.cloud.store.records import InsertResult, StoreRejectedError
-from cityedge.protocol.errors import ConfigError, ProtocolError
+from cityedge.protocol.errors import ProtocolError
 from cityedge.protocol.topics import up_filter
+from cityedge.transport import client_tls_context, full_jitter_delay
 
 __all__ = ["IngestConsumer", "IngestStats", "IngestStore", "full_jitter"]
 
@@ -98,21 +99,12 @@ class _Stopping(Exception):
 
 def full_jitter(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
     """A delay drawn uniformly from [0, min(cap, base * 2**attempt)] (AWS "full jitter")."""
-    return float(rand() * min(cap, base * 2.0 ** min(attempt, 32)))
+    return full_jitter_delay(attempt, base, cap, rand())
 
 
 def tls_context(tls: TlsFiles) -> ssl.SSLContext:
     """TLS 1.2+ with our client certificate; the broker must present one our CA signed."""
-    try:
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.cafile))
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.load_cert_chain(str(tls.certfile), str(tls.keyfile))
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            f"ingest tls: cannot load cafile={tls.cafile}, certfile={tls.certfile}, "
-            f"keyfile={tls.keyfile}: {exc}"
-        ) from None
-    return ctx
+    return client_tls_context(tls, "ingest tls")
 
 
 class IngestConsumer:
