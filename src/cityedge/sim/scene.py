@@ -1,11 +1,11 @@
-"""Synthetic traffic scene with ground truth: a four-lane road seen obliquely from a pole camera.
+"""Synthetic traffic scene with ground truth: a four-lane arterial seen from a camera mast.
 
 Vehicles of several sizes and colours follow each other (a simple car-following model) at
 urban speeds; the scene adds camera noise, lighting changes, shadows, partial occlusion
-(a lamp post, a tree, nearer vehicles) and injected incidents: stopped vehicles, wrong-way
-vehicles and congestion. Everything is deterministic from the scenario's seed. It feeds
-frames, writes H.264 video (PyAV/libx264), and returns the ground truth and the lane zones
-that match what it draws.
+(a lamp post, a sign, a tree, nearer vehicles) and injected incidents: stopped vehicles,
+wrong-way vehicles and congestion. Everything is deterministic from the scenario's seed. It
+feeds frames, writes H.264 video (PyAV's wheel ships libx264), and returns the ground truth
+and the lane zones that match what it draws.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ __all__ = [
     "SceneRun",
     "frames",
     "render",
+    "scene_zones",
     "write_ground_truth",
     "write_video",
 ]
@@ -67,15 +68,6 @@ class Scenario:
     start_time: float = 1_767_225_600.0  # 2026-01-01T00:00:00Z: timestamps look like real ones
     camera: str = "cam-sim"
 
-    def with_size(self, size: tuple[int, int]) -> Scenario:
-        return _replace(self, size=size)
-
-
-def _replace(s: Scenario, **changes: Any) -> Scenario:
-    data = {f: getattr(s, f) for f in s.__dataclass_fields__}
-    data.update(changes)
-    return Scenario(**data)
-
 
 @dataclass
 class GroundTruthIncident:
@@ -84,7 +76,7 @@ class GroundTruthIncident:
     start: float  # absolute time (s since epoch) the incident truly began
     end: float
     position: tuple[float, float]  # foot point in frame pixels at start
-    vehicle: int | None = None
+    track: int | None = None  # the simulated vehicle's id (congestion involves many)
 
 
 @dataclass
@@ -660,7 +652,7 @@ def write_video(
     """Render the scenario into an H.264 file (yuv420p) plus `<path>.truth.json` beside it."""
     import av
 
-    sc = _replace(scenario, size=size, fps=fps, seconds=seconds if seconds is not None else scenario.seconds)
+    sc = replace(scenario, size=size, fps=fps, seconds=seconds if seconds is not None else scenario.seconds)
     run = SceneRun(sc, zones=scene_zones(sc))
     tmp = path.with_name(path.name + ".part")
     with av.open(str(tmp), mode="w", format=path.suffix.lstrip(".") or "mp4") as container:
