@@ -53,7 +53,7 @@ class RuleConfig(BaseModel):
     wrong_way_max_cos: float = Field(-0.5, ge=-1, le=0, description="cos(travel, lane direction) at most")
     wrong_way_cooldown_s: float = Field(20.0, ge=0)
     congestion_window_s: float = Field(4.0, gt=0, description="window the occupancy and speed average over")
-    congestion_occupancy_on: float = Field(0.45, gt=0, description="boxes' area over the lane's area")
+    congestion_occupancy_on: float = Field(0.35, gt=0, description="boxes' area over the lane's area")
     congestion_occupancy_off: float = Field(0.25, ge=0)
     # queue speeds in box heights per second: a vehicle's box height shrinks with distance as
     # its pixel speed does, so one threshold holds for near and far lanes alike
@@ -299,7 +299,10 @@ class RuleEngine:
         if lane.direction is None or "wrong_way" in memory.reported:
             return None
         foot, height = track.box.foot, track.box.y2 - track.box.y1
-        if not self._against(lane.direction, track.velocity):
+        queue = self._lanes[lane.name]
+        # in a queue, blobs of several cars shrink and grow at their ends, which moves a blob's
+        # centre backwards without anyone driving backwards: no wrong-way judgement there
+        if queue.congested or queue.on_since is not None or not self._against(lane.direction, track.velocity):
             memory.against = None
             return None
         if memory.against is None:
