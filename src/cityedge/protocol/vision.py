@@ -104,7 +104,9 @@ class Decision(msgspec.Struct, frozen=True):
 
 
 class CongestionChange(msgspec.Struct, frozen=True):
-    """A lane turned congested (or cleared) at `at`; the window's figures that decided it."""
+    """A lane turned congested (or cleared) at `at`, with the window's figures that decided it:
+    occupancy (vehicle boxes' area over the lane's area) and mean speed in box heights per
+    second (independent of the distance to the camera)."""
 
     camera: str
     lane: str
