@@ -1,6 +1,7 @@
 """Load one typed config object from YAML; errors name the file and the field.
 
-Every process has one pydantic config (unknown keys rejected) validated at start-up.
+Every process has one pydantic config (unknown keys rejected) validated at start-up. Other
+config-like inputs (camera sections, zone files) use the same reader and error format.
 """
 
 from __future__ import annotations
@@ -13,30 +14,35 @@ from pydantic import BaseModel, ValidationError
 
 from cityedge.protocol.errors import ConfigError
 
-__all__ = ["load_config", "parse_config"]
+__all__ = ["load_config", "parse_config", "read_yaml"]
 
 T = TypeVar("T", bound=BaseModel)
 
 
-def parse_config(model: type[T], data: Any, source: str) -> T:
+def parse_config(model: type[T], data: Any, source: str, what: str = "invalid config") -> T:
+    """Validate `data` as `model`; the error says `source: what: field: problem; ...`."""
     try:
         return model.model_validate(data if data is not None else {})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
         )
-        raise ConfigError(f"{source}: invalid config: {problems}") from None
+        raise ConfigError(f"{source}: {what}: {problems}") from None
 
 
-def load_config(model: type[T], path: Path) -> T:
+def read_yaml(path: Path, what: str = "config") -> Any:
+    """The parsed YAML of `path`; a missing file or bad YAML is a ConfigError naming the line."""
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    return parse_config(model, data, str(path))
+
+
+def load_config(model: type[T], path: Path) -> T:
+    return parse_config(model, read_yaml(path), str(path))

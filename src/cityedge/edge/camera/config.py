@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cityedge.configfile import parse_config
 from cityedge.edge.camera.decisions import DecisionConfig
 from cityedge.edge.camera.motion import MotionConfig
 from cityedge.edge.camera.rules import RuleConfig
 from cityedge.edge.camera.tracker import TrackerConfig
 from cityedge.edge.camera.zones import CameraZones
-from cityedge.protocol.errors import ConfigError
 
 __all__ = ["CameraConfig", "DetectorConfig", "parse_camera"]
 
@@ -59,11 +59,5 @@ class CameraConfig(BaseModel):
 
 def parse_camera(data: Any, source: str) -> CameraConfig:
     """Validate one camera section; the error names `source`, the camera and each bad field."""
-    try:
-        return CameraConfig.model_validate(data)
-    except ValidationError as exc:
-        camera = data.get("id", "?") if isinstance(data, dict) else "?"
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{source}: camera {camera}: {problems}") from None
+    camera = data.get("id", "?") if isinstance(data, dict) else "?"
+    return parse_config(CameraConfig, data, source, f"camera {camera}")

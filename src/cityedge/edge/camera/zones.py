@@ -13,11 +13,10 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
-import yaml
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
-from cityedge.protocol.errors import ConfigError
+from cityedge.configfile import parse_config, read_yaml
 
 __all__ = ["CameraZones", "Lane", "load_zones", "parse_zones"]
 
@@ -117,23 +116,9 @@ def _scale_direction(
 
 def parse_zones(data: Any, source: str) -> CameraZones:
     """Validate a mapping as CameraZones; errors name `source` and the failing field."""
-    try:
-        return CameraZones.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{source}: invalid camera zones: {problems}") from None
+    return parse_config(CameraZones, data, source, "invalid camera zones")
 
 
 def load_zones(path: Path) -> CameraZones:
     """Read one camera's zones from a YAML file."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read zones file: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
-        raise ConfigError(f"{path}:{where} not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    return parse_zones(data, str(path))
+    return parse_zones(read_yaml(path, "zones file"), str(path))
