@@ -19,7 +19,7 @@ import paho.mqtt.client as mqtt
 from prometheus_client import CollectorRegistry, Counter
 
 from cityedge.edge.config import LocalBusConfig
-from cityedge.edge.mqtt import Protocol, connect_properties, make_client, next_protocol, tls_context
+from cityedge.edge.mqtt import Protocol, connect_persistent, make_client, next_protocol, tls_context
 from cityedge.protocol.envelope import Envelope
 from cityedge.protocol.errors import ProtocolError
 from cityedge.protocol.ids import uuid7
@@ -131,13 +131,8 @@ class LocalBus:
             client.on_message = self._on_message
             client.on_disconnect = lambda *a: self.connected.clear()
             try:
-                client.connect(
-                    self.config.host,
-                    self.config.port,
-                    keepalive=self.config.keepalive_s,
-                    clean_start=False if self._protocol == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-                    properties=connect_properties(self._protocol, 7 * 24 * 3600),
-                )
+                cfg = self.config
+                connect_persistent(client, cfg.host, cfg.port, cfg.keepalive_s, self._protocol, 7 * 24 * 3600)
                 self._client = client
                 client.loop_start()
                 if self.connected.wait(5.0):

@@ -17,7 +17,7 @@ from paho.mqtt.properties import Properties
 
 from cityedge.transport import TlsFiles, client_tls_context
 
-__all__ = ["connect_properties", "make_client", "next_protocol", "tls_context"]
+__all__ = ["connect_persistent", "make_client", "next_protocol", "tls_context"]
 
 Protocol = Literal["5", "3.1.1"]
 
@@ -43,12 +43,22 @@ def make_client(
     return client
 
 
-def connect_properties(protocol: Protocol, session_expiry_s: int) -> Properties | None:
-    if protocol != "5":
-        return None
-    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    props.SessionExpiryInterval = session_expiry_s
-    return props
+def connect_persistent(
+    client: mqtt.Client, host: str, port: int, keepalive_s: int, protocol: Protocol, session_expiry_s: int
+) -> None:
+    """Connect resuming the client's persistent session (MQTT 5 session expiry, or 3.1.1
+    clean_session=False as set by `make_client`)."""
+    props = None
+    if protocol == "5":
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = session_expiry_s
+    client.connect(
+        host,
+        port,
+        keepalive=keepalive_s,
+        clean_start=False if protocol == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+        properties=props,
+    )
 
 
 def next_protocol(configured: str, current: Protocol, connected_once: bool) -> Protocol:

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from cityedge.edge.backoff import TokenBucket, full_jitter_delay
 from cityedge.edge.config import TlsFiles, UplinkConfig
-from cityedge.edge.mqtt import Protocol, connect_properties, make_client, next_protocol, tls_context
+from cityedge.edge.mqtt import Protocol, connect_persistent, make_client, next_protocol, tls_context
 from cityedge.edge.outbox import Outbox
 from cityedge.protocol.codec import encode_batch
 from cityedge.protocol.errors import ConfigError
@@ -178,12 +178,9 @@ class Uplink:
             return False
         got_connected = reached_broker = False
         try:
-            client.connect(
-                self.config.host,
-                self.config.port,
-                keepalive=self.config.keepalive_s,
-                clean_start=False if self._protocol == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-                properties=connect_properties(self._protocol, self.config.session_expiry_s),
+            cfg = self.config
+            connect_persistent(
+                client, cfg.host, cfg.port, cfg.keepalive_s, self._protocol, cfg.session_expiry_s
             )
             reached_broker = True
             client.loop_start()
