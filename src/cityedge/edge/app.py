@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -37,7 +36,6 @@ class OutboxSink:
         self.node_id = node_id
         self.versions = versions
         self.uplink = uplink
-        self.refused = 0
 
     def emit(self, stream: str, kind: str, body: dict[str, Any], ts: datetime) -> None:
         env = Envelope(
@@ -52,9 +50,8 @@ class OutboxSink:
         self.commit(env)
 
     def commit(self, env: Envelope) -> None:
-        result = self.outbox.append(env)
-        if not result.accepted and result.reason != "duplicate":
-            self.refused += 1
+        # a refusal (full, disk floor) is counted by the outbox itself, by stream and reason
+        self.outbox.append(env)
         if self.uplink is not None:
             self.uplink.notify()
 
@@ -108,7 +105,6 @@ class EdgeAgent:
         self.cameras: Any = None
         if config.cameras:
             self._build_cameras()
-        self._stopped = threading.Event()
 
     def _build_cameras(self) -> None:
         from cityedge.edge.camera.config import parse_camera
@@ -169,7 +165,6 @@ class EdgeAgent:
             self.local_bus.stop()
         self.uplink.stop()
         self.outbox.close()
-        self._stopped.set()
 
     def _camera_health(self) -> dict[str, Any]:
         # Percentiles over the last heartbeat interval, so the cloud sees the current state.
