@@ -46,30 +46,19 @@ def _root(
     )
 
 
-# --- command groups: each module registers its commands on `app` or `bench_app` ---
-# (one line per module, kept in this block)
-from cityedge.commands import edge as _edge  # noqa: E402
+def _register_command_groups() -> None:
+    """Every module in `cityedge.commands` registers its commands on `app` or `bench_app`."""
+    import importlib
+    import pkgutil
 
-_edge.register(app, bench_app)
-from cityedge.commands import pilot as _pilot  # noqa: E402
+    from cityedge import commands
 
-_pilot.register(app, bench_app)
-from cityedge.commands import bench as _bench  # noqa: E402
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{commands.__name__}.{info.name}").register(app, bench_app)
 
-_bench.register(app, bench_app)
-from cityedge.commands import cloud as _cloud  # noqa: E402
 
-_cloud.register(app, bench_app)
-from cityedge.commands import camera as _camera  # noqa: E402
-
-_camera.register(app, bench_app)
-from cityedge.commands import identity as _identity  # noqa: E402
-
-_identity.register(app, bench_app)
-from cityedge.commands import camera_eval as _camera_eval  # noqa: E402
-
-_camera_eval.register(app, bench_app)
-# --- end of command groups ---
+_register_command_groups()
 
 
 def main() -> None:
