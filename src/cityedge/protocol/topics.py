@@ -1,7 +1,8 @@
 """The MQTT topic tree, built and parsed only here.
 
 ce/v1/{district}/{node}/up/{stream}     edge -> cloud
-ce/v1/{district}/{node}/down/{kind}     cloud -> edge
+ce/v1/{district}/{node}/down/{kind}     cloud -> edge (kind `ack`: what the store holds)
+ce/local/v1/...                         the node's own broker (sensors, decisions, acks)
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ __all__ = [
     "LOCAL_ROOT",
     "ROOT",
     "Topic",
+    "ack_topic",
     "down_topic",
+    "local_ack_topic",
     "local_decision_topic",
     "local_sensor_topic",
     "parse_local_sensor_topic",
@@ -29,7 +32,7 @@ __all__ = [
 ]
 
 ROOT: Final = "ce/v1"
-DOWN_KINDS: Final = frozenset({"cmd", "config", "ota"})
+DOWN_KINDS: Final = frozenset({"cmd", "config", "ota", "ack"})
 _NAME = re.compile(NAME_PATTERN)
 
 
@@ -54,6 +57,11 @@ def down_topic(district: str, node: str, kind: str) -> str:
     if kind not in DOWN_KINDS:
         raise TopicError(f"down kind {kind!r} is not one of {sorted(DOWN_KINDS)}")
     return f"{ROOT}/{_check(district, 'district')}/{_check(node, 'node')}/down/{kind}"
+
+
+def ack_topic(district: str, node: str) -> str:
+    """Where ingest tells a node, after the database commit, which of its records are stored."""
+    return down_topic(district, node, "ack")
 
 
 def up_filter(district: str = "+", share_group: str | None = None) -> str:
@@ -89,6 +97,11 @@ def parse_local_sensor_topic(topic: str) -> tuple[str, str]:
             f"topic {topic!r} is not a local sensor topic {LOCAL_ROOT}/sensors/<sensor>/<stream>"
         )
     return _check(parts[4], "sensor"), _check(parts[5], "stream")
+
+
+def local_ack_topic(sensor: str) -> str:
+    """Where the agent confirms to one sensor the readings it has committed to the outbox."""
+    return f"{LOCAL_ROOT}/acks/{_check(sensor, 'sensor')}"
 
 
 def local_decision_topic(camera: str) -> str:
