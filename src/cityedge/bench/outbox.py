@@ -68,3 +68,13 @@ def _envelopes(n: int) -> list[Envelope]:
         )
         for i in range(n)
     ]
+
+
+def run_medians(records: int, runs: int) -> dict[str, Any]:
+    """`run` several times; the medians of its figures."""
+    import statistics
+
+    results = [run(records) for _ in range(runs)]
+    keys = [k for k, v in results[0].items() if isinstance(v, int | float)]
+    out: dict[str, Any] = {k: round(statistics.median(r[k] for r in results), 1) for k in keys}
+    return {**out, "runs": runs}

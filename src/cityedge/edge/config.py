@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cityedge.protocol.envelope import NAME_PATTERN
-from cityedge.transport import TlsFiles
+from cityedge.transport.tls import TlsFiles
 
 __all__ = [
     "BrokerEndpoint",
@@ -45,11 +45,27 @@ class UplinkConfig(BrokerEndpoint):
     backoff_base_s: float = Field(0.5, gt=0)
     backoff_cap_s: float = Field(60.0, gt=0)
     session_expiry_s: int = Field(7 * 24 * 3600, ge=0)
+    # A record the broker took waits this long for the cloud store's acknowledgement before it
+    # goes again; the wait doubles for each timeout in a row, up to the cap.
+    store_ack_timeout_s: float = Field(30.0, gt=0)
+    store_ack_timeout_cap_s: float = Field(600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _caps_not_below_bases(self) -> UplinkConfig:
+        if self.backoff_cap_s < self.backoff_base_s:
+            raise ValueError("backoff_cap_s must be >= backoff_base_s")
+        if self.store_ack_timeout_cap_s < self.store_ack_timeout_s:
+            raise ValueError("store_ack_timeout_cap_s must be >= store_ack_timeout_s")
+        return self
 
 
 class LocalBusConfig(BrokerEndpoint):
     client_id: str = "cityedge-agent"
     sensor_filter: str = "ce/local/v1/sensors/+/+"
+    # A sensor message without an id gets one at the node, so a resend of it is stored twice
+    # (and one held only by the local broker is lost in a power cut): true refuses such messages.
+    require_sensor_id: bool = False
+    backoff_cap_s: float = Field(10.0, gt=0)
 
 
 class StreamPolicyConfig(_Strict):

@@ -51,7 +51,7 @@ def test_broker_down_for_three_days_then_a_repeated_store_ack_deletes_once() -> 
     now += 3 * DAY
     _, seqs = c.claim(10, 1 << 20) or ("", [])
     c.sent("telemetry", seqs, now)
-    assert c.stored("telemetry", [(1, 5)]) == [1, 2, 3, 4, 5]
+    assert [seq for seq, _ in c.stored("telemetry", [(1, 5)])] == [1, 2, 3, 4, 5]
     assert c.stored("telemetry", [(1, 5)]) == []  # the duplicate ack finds nothing
     assert c.usage.records == 0 and c.streams["telemetry"].acked == 5
 
@@ -63,7 +63,7 @@ def test_the_first_store_ack_resets_the_resend_wait() -> None:
     c.requeue_overdue(now=1000.0)
     assert c.streams["events"].resend_attempt == 1
     c.sent("events", c.claim(1, 1 << 20)[1], now=1000.0)  # type: ignore[index]
-    assert c.stored("events", [(1, 1)]) == [1]
+    assert c.stored("events", [(1, 1)]) == [(1, 0.0)]
     assert c.streams["events"].resend_attempt == 0
     c.sent("events", c.claim(1, 1 << 20)[1], now=1000.0)  # type: ignore[index]
     assert c.next_deadline() == 1000.0 + RESEND.wait(0, 0.999)
@@ -73,7 +73,7 @@ def test_a_store_ack_deletes_a_record_in_any_state_and_a_late_puback_is_ignored(
     c = core()
     fill(c, "events", 3)
     _, seqs = c.claim(2, 1 << 20) or ("", [])  # 1 and 2 in flight, 3 pending
-    assert c.stored("events", [(1, 3)]) == [1, 2, 3]
+    assert [seq for seq, _ in c.stored("events", [(1, 3)])] == [1, 2, 3]
     c.sent("events", seqs, now=0.0)  # the PUBACK arrives after the store's ack
     assert c.usage.records == 0 and c.next_deadline() is None and c.claim(10, 1 << 20) is None
 

@@ -13,7 +13,7 @@ import re
 import shutil
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
@@ -63,6 +63,8 @@ class Outbox:
         self._work = threading.Condition(self._lock)
         self._unsaved_drops: Counter[tuple[str, str]] = Counter()  # counted while the disk was full
         self._closed = False
+        # commit on the node -> deletion after the store's acknowledgement, most recent last
+        self.delivery_delays: deque[float] = deque(maxlen=100_000)
         self._core = self._rebuild()
 
     @classmethod
@@ -281,12 +283,14 @@ class Outbox:
             gone = self._core.stored(ack.stream, ack.ranges)
             if not gone:
                 return 0
+            now = self._clock()
             try:
                 keep = (self.limits.remember_acked_s, self.limits.remember_acked_max)
-                self._storage.delete_stored(ack.stream, gone, self._clock(), keep)
+                self._storage.delete_stored(ack.stream, [seq for seq, _ in gone], now, keep)
             except OutboxError:
                 self._core = self._rebuild()
                 return 0
+            self.delivery_delays.extend(now - appended_at for _, appended_at in gone)
             return len(gone)
 
     # -- observation --------------------------------------------------------------------------

@@ -41,6 +41,11 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._started = False
         self._lock = threading.Lock()
+        self._after_batch: list[Callable[[], None]] = []
+
+    def after_each_batch(self, fn: Callable[[], None]) -> None:
+        """Call `fn` once a batch's callbacks have run (e.g. to send confirmations together)."""
+        self._after_batch.append(fn)
 
     def start(self) -> GroupCommitter:
         with self._lock:
@@ -109,6 +114,11 @@ class GroupCommitter:
                 item.done(result)
             except Exception:
                 log.exception("group commit: a completion callback failed")
+        for fn in self._after_batch:
+            try:
+                fn()
+            except Exception:
+                log.exception("group commit: an after-batch hook failed")
 
     def _one(self, env: Envelope) -> AppendResult | BaseException:
         try:

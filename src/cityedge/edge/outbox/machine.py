@@ -276,19 +276,20 @@ class OutboxCore:
                 s.inflight.clear()
         return count
 
-    def stored(self, stream: str, ranges: Sequence[tuple[int, int]]) -> list[int]:
-        """The store has these seqs: they leave, whatever state they are in. Returns the seqs
-        that were still here (to delete); unknown or repeated ones are ignored."""
+    def stored(self, stream: str, ranges: Sequence[tuple[int, int]]) -> list[tuple[int, float]]:
+        """The store has these seqs: they leave, whatever state they are in. Returns (seq,
+        appended_at) of those that were still here (to delete); unknown or repeated ones are
+        ignored."""
         s = self.streams.get(stream)
         if s is None:
             return []
-        gone: list[int] = []
+        gone: list[tuple[int, float]] = []
         for low, high in ranges:
             for seq, _ in s.index.live_from(low):
                 if seq > high:
                     break
-                gone.append(seq)
-        for seq in gone:
+                gone.append((seq, s.index.appended_at(seq)))
+        for seq, _ in gone:
             self._forget(stream, seq)
         s.acked += len(gone)
         if gone:
