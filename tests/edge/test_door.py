@@ -87,7 +87,10 @@ def test_a_node_that_requires_ids_refuses_a_message_without_one() -> None:
 
 
 def test_a_refusal_keeps_the_sensors_id_when_it_can_be_read() -> None:
-    payload = b'{"id":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","kind":"reading","ts":"1900-01-01T00:00:00Z","body":{}}'
+    payload = (
+        b'{"id":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","kind":"reading",'
+        b'"ts":"1900-01-01T00:00:00Z","body":{}}'
+    )
     with pytest.raises(ContractError) as caught:
         sensor_envelope(TOPIC, payload, "edge-node-001", {}, NOW)
     refusal = refusal_of(caught.value, payload)
