@@ -181,9 +181,20 @@ def broker_config(
     district: str = typer.Option(..., "--district"),
     node: str | None = typer.Option(None, "--node", help="local role: the node id (its agent's identity)."),
     user: str = typer.Option("mosquitto", "--user", help="User Mosquitto runs as."),
+    ingest: list[str] = typer.Option(
+        ["ingest"],
+        "--ingest-identity",
+        help="cloud role: an ingest replica's certificate CN (repeat per replica).",
+    ),
 ) -> None:
     """Render a broker that takes only our client certificates, TLS 1.2+, the CRL and the ACLs."""
-    from cityedge.deploy.mosquitto import Role, broker_profile, render_mosquitto_conf, write_broker_files
+    from cityedge.deploy.mosquitto import (
+        Role,
+        broker_profile,
+        default_services,
+        render_mosquitto_conf,
+        write_broker_files,
+    )
 
     if role not in ("cloud", "local"):
         raise typer.BadParameter("--role must be cloud or local")
@@ -199,7 +210,8 @@ def broker_config(
         crlfile=crl,
         user=user,
     )
-    written = dict(write_broker_files(cfg, kind, district, node=node))
+    services = default_services(kind, district, ingest)
+    written = dict(write_broker_files(cfg, kind, district, services=services, node=node))
     conf = out / "mosquitto.conf"
     conf.write_text(render_mosquitto_conf(cfg))
     _echo({"conf": conf, **written})

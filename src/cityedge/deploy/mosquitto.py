@@ -136,18 +136,25 @@ class ServiceAcl:
 REVOKER = "revoker"
 
 
-def default_services(role: Role, district: str) -> tuple[ServiceAcl, ...]:
-    """Ingest reads up-traffic, the control plane writes down/, the revoker kicks sessions.
+def default_services(
+    role: Role, district: str, ingest: Sequence[str] = ("ingest",)
+) -> tuple[ServiceAcl, ...]:
+    """Ingest reads up-traffic and tells each node what is stored (down/ack), the control
+    plane writes down/, the revoker kicks sessions.
 
     Each service is one certificate and, with the client id forced to the CN, one session:
-    a second ingest replica needs its own identity (e.g. ingest-2), listed here.
+    every ingest replica needs its own identity (e.g. ingest-2), listed in `ingest`.
     """
     control = "$CONTROL/dynamic-security/#"
     revoker = ServiceAcl(REVOKER, read=(control,), write=(control,))
     if role == "local":
         return (revoker,)
+    replicas = tuple(
+        ServiceAcl(name, read=(f"{ROOT}/{district}/+/up/+",), write=(f"{ROOT}/{district}/+/down/ack",))
+        for name in ingest
+    )
     return (
-        ServiceAcl("ingest", read=(f"{ROOT}/{district}/+/up/+",)),
+        *replicas,
         ServiceAcl(
             "control-plane",
             read=(f"{ROOT}/{district}/+/up/heartbeat",),
@@ -173,8 +180,15 @@ def render_acl(role: Role, district: str, services: Sequence[ServiceAcl], *, nod
         if node is None:
             raise ConfigError("a local broker's ACL needs the node id (its edge agent's identity)")
         lines += ["", f"user {check_device_id(node, where='node')}", f"topic readwrite {LOCAL_ROOT}/#"]
-        lines += ["", "# sensors publish their own readings; actuators read decisions"]
-        lines += [f"pattern write {LOCAL_ROOT}/sensors/%u/+", f"pattern read {LOCAL_ROOT}/decisions/+"]
+        lines += [
+            "",
+            "# sensors publish their own readings and read their confirmations; actuators read decisions",
+        ]
+        lines += [
+            f"pattern write {LOCAL_ROOT}/sensors/%u/+",
+            f"pattern read {LOCAL_ROOT}/acks/%u",
+            f"pattern read {LOCAL_ROOT}/decisions/+",
+        ]
     else:
         lines += ["", "# devices: publish only to their own up/, read only their own down/"]
         lines += [f"pattern write {ROOT}/{district}/%u/up/+", f"pattern read {ROOT}/{district}/%u/down/+"]
@@ -223,8 +237,10 @@ def write_broker_files(
     services: Sequence[ServiceAcl] | None = None,
     node: str | None = None,
 ) -> Mapping[str, Path]:
-    """Write the ACL and (once) the plugin's JSON that `cfg` points to; return the paths."""
+    """Write the ACL and (once) the plugin's JSON that `cfg` points to, and make the
+    persistence folder (a broker cannot save into a folder that is not there); return the paths."""
     written: dict[str, Path] = {}
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
     if cfg.acl_file is not None:
         acl = render_acl(
             role, district, services if services is not None else default_services(role, district), node=node
