@@ -103,6 +103,7 @@ def test_every_bad_message_is_quarantined_with_its_reason_and_every_good_one_is_
     stack.start_local_broker()
     stack.ingest()
     agent = stack.agent(NODE, local_bus=stack.local_bus())
+    wait_until(lambda: "localbus: subscribed" in agent.tail(), 30, "the agent to subscribe on its broker")
     sensor = RawSensor(stack)
     try:
         good = [sensor.good(0)]
@@ -165,7 +166,7 @@ def test_a_full_reject_new_stream_leaves_messages_with_the_local_broker_until_th
     agent = stack.agent(NODE, local_bus=stack.local_bus(), outbox={"max_records": 20, "streams": streams})
     sensor = RawSensor(stack)
     try:
-        wait_until(lambda: "localbus: connected" in agent.tail(), 30, "the local bus to connect")
+        wait_until(lambda: "localbus: subscribed" in agent.tail(), 30, "the agent to subscribe on its broker")
         stack.proxy.cut()  # nothing leaves the node: the outbox fills up
         ids = [sensor.good(i) for i in range(60)]
         wait_until(lambda: "leaving them with the local broker" in agent.tail(), 30, "the agent to hold back")
@@ -210,7 +211,7 @@ def test_a_disk_under_the_floor_leaves_messages_with_the_local_broker_until_spac
         wait_until(
             lambda: "under the outbox's floor" in agent.tail(), 30, "the agent to warn loudly at start"
         )
-        wait_until(lambda: "localbus: connected" in agent.tail(), 30, "the local bus to connect")
+        wait_until(lambda: "localbus: subscribed" in agent.tail(), 30, "the agent to subscribe on its broker")
         ids = [sensor.good(i) for i in range(30)]
         wait_until(lambda: "leaving them with the local broker" in agent.tail(), 30, "the agent to hold back")
         assert stored_ids(stack) == set()

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 import msgspec
 import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import CollectorRegistry, Counter
 
 from cityedge.edge.config import LocalBusConfig
@@ -68,6 +69,7 @@ class LocalBus(LinkHandler):
         self._confirm: dict[str, list[str]] = defaultdict(list)
         self._refused: dict[str, list[SensorRefusal]] = defaultdict(list)
         self._no_room = False
+        self._held_in: Session | None = None
         self.rejected = 0
         self.link = MqttLink(self._settings(), self, tls=config.tls, registry=reg)
         self.connected = self.link.connected
@@ -97,6 +99,14 @@ class LocalBus(LinkHandler):
     def on_connected(self, session: Session, session_present: bool) -> None:
         session.subscribe(self.config.sensor_filter, qos=1)
 
+    def on_subscribed(self, session: Session, reasons: list[ReasonCode]) -> None:
+        failed = [str(r) for r in reasons if r.is_failure]
+        if failed:
+            log.error("localbus: the local broker refused the subscription to %s: %s (check its ACL for "
+                      "this node's identity)", self.config.sensor_filter, ", ".join(failed))  # fmt: skip
+        else:
+            log.info("localbus: subscribed to %s", self.config.sensor_filter)
+
     def on_message(self, session: Session, msg: mqtt.MQTTMessage) -> None:
         payload = bytes(msg.payload)
         try:
@@ -118,7 +128,7 @@ class LocalBus(LinkHandler):
             self.link.reconnect(after_s=_ROOM_RETRY_S)
             return
         if result.reason in ("full", "disk_floor"):
-            self._hold(result.reason)
+            self._hold(session, result.reason)
             return
         if self._no_room:
             log.info("localbus: the outbox has room again; taking sensor messages")
@@ -127,8 +137,9 @@ class LocalBus(LinkHandler):
         self._taken.inc()
         self._queue_confirmation(msg.topic, record_id)
 
-    def _hold(self, reason: str) -> None:
-        """No room: leave this (and what follows) unacknowledged; come back later for it."""
+    def _hold(self, session: Session, reason: str) -> None:
+        """No room: leave this (and what follows) unacknowledged. The broker hands out what a
+        session left unacknowledged only when it reconnects, so step away and come back later."""
         self._held.inc()
         if not self._no_room:
             log.warning(
@@ -137,6 +148,8 @@ class LocalBus(LinkHandler):
                 "a reject_new stream is full" if reason == "full" else "disk under its floor",
             )  # fmt: skip
             self._no_room = True
+        if session.alive and session is not self._held_in:
+            self._held_in = session
             self.link.reconnect(after_s=_ROOM_RETRY_S)
 
     def _quarantine(

@@ -58,9 +58,9 @@ def classify_tls_failure(text: str) -> tuple[TlsFailure, str] | None:
         kind = "unknown_ca"
     elif "CERTIFICATE_VERIFY_FAILED" in upper:
         kind = "server_untrusted"
-    elif "SSL" in upper or "TLS" in upper:
+    elif any(word in upper for word in ("ALERT", "HANDSHAKE_FAILURE", "WRONG_VERSION", "NO_PROTOCOLS")):
         kind = "handshake"
-    else:
+    else:  # an EOF or a reset mid-handshake is a link that dropped, not a TLS refusal
         return None
     return kind, _HINTS[kind]
 
