@@ -48,7 +48,7 @@ class Sensor(threading.Thread):
     def run(self) -> None:
         i = 0
         while not self.halt.wait(1.0 / self.per_s):
-            self.ids += self.client.publish("telemetry", "reading", {"i": i})
+            self.ids.append(self.client.publish("telemetry", "reading", {"i": i}))
             i += 1
 
 

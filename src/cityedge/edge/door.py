@@ -84,7 +84,7 @@ def sensor_envelope(
     except (msgspec.ValidationError, ValueError) as exc:
         raise ContractError("malformed", f"sensor {sensor}: invalid record on {topic}: {exc}") from exc
     try:
-        check_envelope(env, limits)
+        check_envelope(env, limits, payload)
     except ContractError as exc:
         raise ContractError(exc.reason, f"sensor {sensor}: {exc}") from None
     return env

@@ -119,7 +119,7 @@ def _record(
     if env.seq > MAX_SEQ:
         raise DecodeError(f"record {index} (id {env.id}): seq {env.seq} is above the limit {MAX_SEQ}")
     try:
-        check_envelope(env, limits)
+        check_envelope(env, limits, raw)
     except ContractError as exc:
         raise ContractError(exc.reason, f"record {index} (id {env.id}): {exc}") from None
     return IngestRecord.from_envelope(env, district, raw)
