@@ -49,6 +49,16 @@ def load_config(model: type[T], path: Path) -> T:
     return parse_config(model, read_yaml(path), str(path))
 
 
+def _set(data: dict[str, Any], dotted: str, value: Any, path: Path | None) -> None:
+    *parents, leaf = dotted.split(".")
+    node = data
+    for key in parents:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{path}: {key} must be a mapping (it holds {leaf})")
+    node[leaf] = value
+
+
 def load_with_overrides(model: type[T], path: Path | None, overrides: Mapping[str, Any]) -> T:
     """`model` from the YAML at `path` (if any) with command-line `overrides` on top.
 
@@ -61,13 +71,7 @@ def load_with_overrides(model: type[T], path: Path | None, overrides: Mapping[st
     merged: dict[str, Any] = dict(data or {})
     given = {k: v for k, v in overrides.items() if v is not None}
     for dotted, value in given.items():
-        *parents, leaf = dotted.split(".")
-        node = merged
-        for key in parents:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{path}: {key} must be a mapping (it holds {dotted.split('.')[-1]})")
-        node[leaf] = value
+        _set(merged, dotted, value, path)
     flags = ", ".join(f"--{k.split('.')[-1].replace('_', '-')}" for k in given)
     source = " + ".join(x for x in (str(path) if path else "", flags and f"options {flags}") if x)
     return parse_config(model, merged, source or "options")

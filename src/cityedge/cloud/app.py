@@ -128,6 +128,12 @@ class ControlPlane:
     def close(self) -> None:
         self.engine.dispose()
 
+    def __enter__(self) -> ControlPlane:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def _read(path: Path, what: str) -> bytes:
     try:

@@ -14,7 +14,20 @@ if TYPE_CHECKING:
     from cityedge.cloud.app import ControlPlane
     from cityedge.cloud.config import ControlPlaneConfig
 
-__all__ = ["CA_DIR", "CONFIG", "DB", "control_plane", "control_plane_config", "echo_json", "now"]
+__all__ = [
+    "BROKERS",
+    "CA_DIR",
+    "CONFIG",
+    "DB",
+    "PID_FILE",
+    "REVOKER_CERT",
+    "REVOKER_KEY",
+    "control_plane",
+    "control_plane_config",
+    "echo_json",
+    "now",
+    "revocation",
+]
 
 CONFIG = typer.Option(
     None,
@@ -31,6 +44,20 @@ DB = typer.Option(
 CA_DIR = typer.Option(
     None, "--ca-dir", help="The issuing CA directory made by `cityedge ca init`; default ./ca."
 )
+BROKERS = typer.Option(None, "--broker", help="host:port of a broker whose live sessions revocation cuts.")
+REVOKER_CERT = typer.Option(None, "--revoker-cert", help="The 'revoker' service certificate.")
+REVOKER_KEY = typer.Option(None, "--revoker-key", help="The 'revoker' service key.")
+PID_FILE = typer.Option(None, "--broker-pid-file", help="The broker's pid_file: SIGHUP it to load a new CRL.")
+
+
+def revocation(
+    brokers: list[str] | None, cert: Path | None, key: Path | None, pid_file: Path | None
+) -> dict[str, Any]:
+    """The revocation options as control plane config keys."""
+    return {
+        "revocation.brokers": brokers or None, "revocation.certfile": cert, "revocation.keyfile": key,
+        "revocation.broker_pid_file": pid_file,
+    }  # fmt: skip
 
 
 def now() -> datetime:

@@ -13,14 +13,11 @@ __all__ = ["register"]
 
 api_app = typer.Typer(help="The control plane's identity API.", no_args_is_help=True)
 
+HOST = typer.Option(None, "--host", help="Address to listen on; default 0.0.0.0.")
+PORT = typer.Option(None, "--port", help="Port to listen on; default 8443.")
 CERT = typer.Option(None, "--cert", help="The API's server certificate (`ca issue --profile api`).")
 KEY = typer.Option(None, "--key", help="The API's key.")
 TOKENS = typer.Option(None, "--operator-tokens-file", help="Operator bearer tokens, one per line (0600).")
-DEVICE_DAYS = typer.Option(None, "--device-cert-days", help="Lifetime of device certificates; default 90.")
-BROKERS = typer.Option(None, "--broker", help="host:port of a broker whose live sessions revocation cuts.")
-REVOKER_CERT = typer.Option(None, "--revoker-cert", help="The 'revoker' service certificate.")
-REVOKER_KEY = typer.Option(None, "--revoker-key", help="The 'revoker' service key.")
-PID_FILE = typer.Option(None, "--broker-pid-file", help="The broker's pid_file: SIGHUP it after a new CRL.")
 TOKENS_ENV = "CITYEDGE_OPERATOR_TOKENS"
 
 
@@ -29,36 +26,26 @@ def api_serve(
     config: Path | None = CONFIG,
     database: str | None = DB,
     ca_dir: Path | None = CA_DIR,
-    host: str | None = typer.Option(None, "--host", help="Address to listen on; default 0.0.0.0."),
-    port: int | None = typer.Option(None, "--port", help="Port to listen on; default 8443."),
+    host: str | None = HOST,
+    port: int | None = PORT,
     cert: Path | None = CERT,
     key: Path | None = KEY,
     operator_tokens_file: Path | None = TOKENS,
-    device_cert_days: float | None = DEVICE_DAYS,
-    broker: list[str] | None = BROKERS,
-    revoker_cert: Path | None = REVOKER_CERT,
-    revoker_key: Path | None = REVOKER_KEY,
-    broker_pid_file: Path | None = PID_FILE,
 ) -> None:
     """Serve enrollment, renewal (mTLS), revocation, CA status and /metrics over HTTPS; keep the CRL fresh.
-    Operator tokens may also come from the environment: CITYEDGE_OPERATOR_TOKENS=a,b."""
+
+    The control plane config (-c) also sets the device certificate lifetime and how a revocation
+    reaches the brokers. Operator tokens may come from the environment: CITYEDGE_OPERATOR_TOKENS=a,b."""
     from cityedge.cloud.app import ControlPlane, read_operator_tokens
 
-    cfg = control_plane_config(config, **{
-        "database": database, "ca_dir": ca_dir, "device_cert_days": device_cert_days,
+    cfg = control_plane_config(config, database=database, ca_dir=ca_dir, **{
         "api.host": host, "api.port": port, "api.certfile": cert, "api.keyfile": key,
-        "api.operator_tokens_file": operator_tokens_file, "revocation.brokers": broker or None,
-        "revocation.certfile": revoker_cert, "revocation.keyfile": revoker_key,
-        "revocation.broker_pid_file": broker_pid_file,
+        "api.operator_tokens_file": operator_tokens_file,
     })  # fmt: skip
     tokens = read_operator_tokens(cfg, os.environ.get(TOKENS_ENV))
-    plane = ControlPlane.build(cfg)
-    where = f"store {plane.store_url}, CA {plane.registry.layout.directory}"
-    try:
+    with ControlPlane.build(cfg) as plane:
+        where = f"store {plane.store_url}, CA {plane.registry.layout.directory}"
         plane.serve_api(tokens, lambda url: typer.echo(f"api: listening on {url} ({where})", err=True))
-    finally:
-        plane.close()
-        typer.echo("api: stopped", err=True)
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

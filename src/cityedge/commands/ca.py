@@ -45,11 +45,8 @@ def ca_status(config: Path | None = CONFIG, database: str | None = DB, ca_dir: P
     """Device and service certificates by expiry, revoked ones, CRL freshness.
 
     Exits 1 when the CRL is stale (brokers then refuse every client)."""
-    plane = control_plane(config, database=database, ca_dir=ca_dir)
-    try:
+    with control_plane(config, database=database, ca_dir=ca_dir) as plane:
         status = plane.registry.ca_status(now())
-    finally:
-        plane.close()
     echo_json(status)
     if status["crl"]["alert"]:
         raise typer.Exit(1)
@@ -60,11 +57,8 @@ def ca_publish_crl(
     config: Path | None = CONFIG, database: str | None = DB, ca_dir: Path | None = CA_DIR
 ) -> None:
     """Re-sign and write the CRL now (brokers load it on SIGHUP)."""
-    plane = control_plane(config, database=database, ca_dir=ca_dir)
-    try:
+    with control_plane(config, database=database, ca_dir=ca_dir) as plane:
         plane.registry.publish_crl(now())
-    finally:
-        plane.close()
     typer.echo(f"wrote {plane.registry.layout.crl}; reload each broker (SIGHUP) to load it", err=True)
 
 
@@ -81,11 +75,8 @@ def ca_issue(
     ca_dir: Path | None = CA_DIR,
 ) -> None:
     """Issue a service certificate with its profile's key usages, recorded for `ca status`."""
-    plane = control_plane(config, database=database, ca_dir=ca_dir)
-    try:
+    with control_plane(config, database=database, ca_dir=ca_dir) as plane:
         files = plane.issue_service(profile, name, tuple(san), out, days=days, csr=csr)
-    finally:
-        plane.close()
     echo_json(files.as_dict())
 
 
@@ -99,11 +90,8 @@ def ca_renew(
 ) -> None:
     """New key and certificate for a service, same name, profile and host names, same file owner.
     Reload the service afterwards (a broker: SIGHUP)."""
-    plane = control_plane(config, database=database, ca_dir=ca_dir)
-    try:
+    with control_plane(config, database=database, ca_dir=ca_dir) as plane:
         files = plane.renew_service(cert, days=days)
-    finally:
-        plane.close()
     echo_json(files.as_dict())
 
 

@@ -7,19 +7,24 @@ from pathlib import Path
 
 import typer
 
-from cityedge.commands._shared import CA_DIR, CONFIG, DB, control_plane, echo_json, now
+from cityedge.commands._shared import (
+    BROKERS,
+    CA_DIR,
+    CONFIG,
+    DB,
+    PID_FILE,
+    REVOKER_CERT,
+    REVOKER_KEY,
+    control_plane,
+    echo_json,
+    now,
+    revocation,
+)
 
 __all__ = ["register"]
 
 inventory_app = typer.Typer(help="The device inventory (CSV import).", no_args_is_help=True)
 device_app = typer.Typer(help="Devices: bootstrap tokens, revocation.", no_args_is_help=True)
-
-BROKERS = typer.Option(None, "--broker", help="host:port of a broker whose live sessions revocation cuts.")
-REVOKER_CERT = typer.Option(None, "--revoker-cert", help="The 'revoker' service certificate.")
-REVOKER_KEY = typer.Option(None, "--revoker-key", help="The 'revoker' service key.")
-PID_FILE = typer.Option(
-    None, "--broker-pid-file", help="The broker's pid_file: SIGHUP it to load the new CRL."
-)
 
 
 @inventory_app.command("import")
@@ -36,11 +41,8 @@ def inventory_import(
         data = csv_file.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {csv_file}: {exc.strerror}") from None
-    plane = control_plane(config, database=database)
-    try:
+    with control_plane(config, database=database) as plane:
         plan = plane.registry.import_inventory(data, str(csv_file), now(), dry_run=dry_run)
-    finally:
-        plane.close()
     echo_json(plan.summary() | {"dry_run": dry_run})
 
 
@@ -55,11 +57,8 @@ def device_token(
     ),
 ) -> None:
     """Issue a one-time bootstrap token (printed once; only its hash is stored)."""
-    plane = control_plane(config, database=database)
-    try:
+    with control_plane(config, database=database) as plane:
         token, expires = plane.registry.issue_token(serial, now(), timedelta(minutes=ttl_minutes))
-    finally:
-        plane.close()
     if token_only:
         typer.echo(token)
     else:
@@ -78,14 +77,9 @@ def device_revoke(
     broker_pid_file: Path | None = PID_FILE,
 ) -> None:
     """Revoke, publish the CRL, reload the broker and cut the device's live session."""
-    plane = control_plane(config, database=database, ca_dir=ca_dir, **{
-        "revocation.brokers": broker or None, "revocation.certfile": revoker_cert,
-        "revocation.keyfile": revoker_key, "revocation.broker_pid_file": broker_pid_file,
-    })  # fmt: skip
-    try:
+    revoke = revocation(broker, revoker_cert, revoker_key, broker_pid_file)
+    with control_plane(config, database=database, ca_dir=ca_dir, **revoke) as plane:
         serials = plane.registry.revoke(device_id, now())
-    finally:
-        plane.close()
     echo_json({"device_id": device_id, "revoked_serials": serials})
 
 

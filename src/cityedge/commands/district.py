@@ -45,7 +45,8 @@ def district_init(
         database, tuple(ingest_identity), cityedge=cityedge, mosquitto=mosquitto,
     )  # fmt: skip
     district = init_district(settings, now())
-    typer.echo(f"District {name} written to {settings.directory}.\n")
+    typer.echo(f"District {name} written to {settings.directory}.")
+    typer.echo("".join(f"  changed: {fix.command} ({fix.why})\n" for fix in district.changed_outside))
     typer.echo(district.text())
     if district.run_as_root:
         typer.echo("Before starting the brokers, run as root:", err=True)

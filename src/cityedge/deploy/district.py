@@ -48,6 +48,13 @@ class District:
     def run_as_root(self) -> list[Fix]:
         return [fix for broker in self.brokers.values() for fix in broker.pending]
 
+    @property
+    def changed_outside(self) -> list[Fix]:
+        """What was changed outside the district's directory so the brokers' user gets through."""
+        root = self.layout.paths.root
+        fixes = [f for b in self.brokers.values() for f in b.applied if not f.path.is_relative_to(root)]
+        return list({fix.command: fix for fix in fixes}.values())
+
     def text(self) -> str:
         """The next steps as the operator reads them (and as NEXT-STEPS.txt keeps them)."""
         out: list[str] = []
@@ -87,11 +94,8 @@ def _write(layout: DistrictLayout, now: datetime) -> District:
     s, paths = layout.s, layout.paths
     paths.root.mkdir(parents=True, exist_ok=True)
     init_ca(paths.offline, paths.ca, name=s.name, now=now)
-    plane = ControlPlane.build(parse_config(ControlPlaneConfig, layout.control_plane(), "district"))
-    try:
+    with ControlPlane.build(parse_config(ControlPlaneConfig, layout.control_plane(), "district")) as plane:
         _issue_services(layout, plane, now)
-    finally:
-        plane.close()
     _write_yaml(paths.control_plane, layout.control_plane())
     write_pem_atomic(paths.operator_tokens, (secrets.token_urlsafe(32) + "\n").encode(), private=True)
     for identity in s.ingest:

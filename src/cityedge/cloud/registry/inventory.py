@@ -100,6 +100,16 @@ def _header_problems(header: Sequence[str] | None, source: str) -> list[str]:
     ] * bool(dupes)
 
 
+def _duplicates(row: Mapping[str, str], seen: dict[str, dict[str, int]], where: str, line: int) -> list[str]:
+    """Values of the unique columns seen on an earlier line (and remember this line's)."""
+    problems = []
+    for col in _UNIQUE:
+        if row[col] and (first := seen[col].get(row[col])) is not None:
+            problems.append(f"{where}: duplicate {col} {row[col]!r} (first on line {first})")
+        seen[col].setdefault(row[col], line)
+    return problems
+
+
 def parse_inventory(text: str | bytes, source: str = "inventory") -> list[InventoryRow]:
     """Every row as a device, or InventoryError naming each bad line."""
     if isinstance(text, bytes):
@@ -120,11 +130,7 @@ def parse_inventory(text: str | bytes, source: str = "inventory") -> list[Invent
             continue
         row = {k: (v or "").strip() for k, v in raw.items()}
         row["mac"] = row["mac"].lower()
-        problems += _row_problems(row, where)
-        for col in _UNIQUE:
-            if row[col] and (first := seen[col].get(row[col])) is not None:
-                problems.append(f"{where}: duplicate {col} {row[col]!r} (first on line {first})")
-            seen[col].setdefault(row[col], reader.line_num)
+        problems += _row_problems(row, where) + _duplicates(row, seen, where, reader.line_num)
         rows.append(_record(row, extras, reader.line_num))
     if problems:
         raise InventoryError(source, problems)
