@@ -108,6 +108,11 @@ class Background:
             return False
         return Path(f"/proc/{self.pid}").exists() and "zombie" not in _status(self.pid)
 
+    def count(self, pattern: str) -> int:
+        """How many log lines match `pattern` (e.g. a refusal that must be logged once, not per retry)."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return sum(1 for line in text.splitlines() if re.search(pattern, line))
+
     def wait_for(self, pattern: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
