@@ -20,6 +20,7 @@ from cityedge.edge.outbox import DEFAULT_POLICIES, Outbox, OutboxLimits, StreamP
 from cityedge.edge.producers import HeartbeatProducer, SyntheticProducer
 from cityedge.edge.uplink import Uplink
 from cityedge.protocol.envelope import Envelope
+from cityedge.protocol.errors import ConfigError
 from cityedge.protocol.ids import uuid7
 from cityedge.protocol.topics import LOCAL_ROOT
 
@@ -67,6 +68,7 @@ class EdgeAgent:
     """One node's agent. `start()` returns at once; `stop()` shuts down in order."""
 
     def __init__(self, config: EdgeConfig, *, registry: CollectorRegistry | None = None) -> None:
+        config.check_files()
         self.config = config
         self.registry = registry or CollectorRegistry()
         self.versions = {"agent": config.agent_version or __version__}
@@ -133,7 +135,7 @@ class EdgeAgent:
     def start(self) -> EdgeAgent:
         _register_outbox_metrics(self.outbox, self.registry)
         if self.config.metrics_port is not None:
-            start_http_server(self.config.metrics_port, addr="127.0.0.1", registry=self.registry)
+            _serve_metrics(self.config.metrics_port, self.registry)
         self.uplink.start()
         if self.renewer is not None:
             self.renewer.start()
@@ -201,6 +203,16 @@ def _camera_health_of(cameras: Any, since: float) -> dict[str, Any]:
         }
         for c in cameras.stats(since)
     }
+
+
+def _serve_metrics(port: int, registry: CollectorRegistry) -> None:
+    try:
+        start_http_server(port, addr="127.0.0.1", registry=registry)
+    except OSError as exc:
+        raise ConfigError(
+            f"metrics_port {port}: cannot listen on 127.0.0.1:{port}: {exc.strerror} (another agent "
+            "or exporter holds it: choose another metrics_port, or remove it to serve no metrics)"
+        ) from None
 
 
 def _register_outbox_metrics(outbox: Outbox, registry: CollectorRegistry) -> None:

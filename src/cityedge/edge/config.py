@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cityedge.protocol.envelope import NAME_PATTERN
+from cityedge.protocol.errors import ConfigError
 from cityedge.transport import TlsFiles
 
 __all__ = [
@@ -45,6 +46,14 @@ class UplinkConfig(BrokerEndpoint):
     backoff_base_s: float = Field(0.5, gt=0)
     backoff_cap_s: float = Field(60.0, gt=0)
     session_expiry_s: int = Field(7 * 24 * 3600, ge=0)
+
+    @model_validator(mode="after")
+    def _cap_not_below_base(self) -> UplinkConfig:
+        if self.backoff_cap_s < self.backoff_base_s:
+            raise ValueError(
+                f"backoff_cap_s ({self.backoff_cap_s}) must be >= backoff_base_s ({self.backoff_base_s})"
+            )
+        return self
 
 
 class LocalBusConfig(BrokerEndpoint):
@@ -88,6 +97,10 @@ class HeartbeatConfig(_Strict):
     interval_s: float = Field(10.0, gt=0)
 
 
+def _tls_of(bus: LocalBusConfig | None) -> TlsFiles | None:
+    return bus.tls if bus is not None else None
+
+
 class EdgeConfig(_Strict):
     node_id: str = Field(pattern=NAME_PATTERN)
     district: str = Field(pattern=NAME_PATTERN)
@@ -110,6 +123,16 @@ class EdgeConfig(_Strict):
         if self.identity is not None and self.uplink.tls is not None:
             raise ValueError("set either identity (renewed certificates) or uplink.tls, not both")
         return self
+
+    def check_files(self) -> None:
+        """Refuse at start, with a sentence, a certificate file that is not there (instead of a
+        connection that fails minutes later in a background thread)."""
+        for section, tls in (("uplink", self.uplink_tls()), ("local_bus", _tls_of(self.local_bus))):
+            for key in ("cafile", "certfile", "keyfile"):
+                path = getattr(tls, key) if tls is not None else None
+                if path is not None and not Path(path).is_file():
+                    hint = " (run `cityedge enroll` first)" if self.identity is not None else ""
+                    raise ConfigError(f"node {self.node_id}: {section} {key} {path} does not exist{hint}")
 
     def uplink_tls(self) -> TlsFiles | None:
         """The uplink's TLS files: the renewed identity's when there is one."""

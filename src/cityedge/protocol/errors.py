@@ -7,9 +7,11 @@
     |   +-- OversizeError        a payload over the configured limit
     |   +-- NodeMismatchError    a record whose node differs from the topic's node
     +-- ConfigError              a config, spec or CSV that is invalid (names file/line/field)
+    |   +-- InventoryError       an inventory CSV with problems; one line-numbered message each
     +-- OutboxError              the node's durable queue refused or failed an operation
     +-- StoreError               the cloud store failed an operation
     +-- PkiError                 certificate, key, CSR or CRL problem
+    |   +-- EnrollmentRefused    an enrollment, renewal or revocation the registry will not serve
     +-- TransitionError          a state machine was asked for a transition not in its table
 
 Foreign exceptions (msgspec, sqlite3, paho, cryptography) are translated at the boundary
@@ -18,10 +20,14 @@ into these, with a message that says what was wrong and where.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "CityEdgeError",
     "ConfigError",
     "DecodeError",
+    "EnrollmentRefused",
+    "InventoryError",
     "NodeMismatchError",
     "OutboxError",
     "OversizeError",
@@ -71,6 +77,16 @@ class ConfigError(CityEdgeError):
     """Invalid configuration, spec or input file; the message names where."""
 
 
+class InventoryError(ConfigError):
+    """An inventory file with problems; `problems` holds one line-numbered message each."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(
+            f"{source}: {len(self.problems)} problem(s), nothing imported:\n  " + "\n  ".join(self.problems)
+        )
+
+
 class OutboxError(CityEdgeError):
     """The node's durable outbox failed an operation."""
 
@@ -81,6 +97,10 @@ class StoreError(CityEdgeError):
 
 class PkiError(CityEdgeError):
     """A certificate, key, CSR or CRL problem."""
+
+
+class EnrollmentRefused(PkiError):
+    """An enrollment, renewal or revocation the registry will not serve; the message says why."""
 
 
 class TransitionError(CityEdgeError):

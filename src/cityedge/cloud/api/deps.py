@@ -1,4 +1,4 @@
-"""What the API needs, handed to `create_app`: the registry, operator tokens, a clock.
+"""What the API needs, handed to `create_app`: the registry, operator tokens, a clock, metrics.
 
 Operator endpoints take a bearer token from a configured set (stored as SHA-256 hashes);
 roles and RBAC come with the auth issue, this is the interim gate.
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from fastapi import Header, HTTPException, Request, status
+from prometheus_client import CollectorRegistry
 
 from cityedge.cloud.registry import Registry
 
@@ -32,6 +33,8 @@ class ApiDeps:
     registry: Registry
     operator_token_hashes: frozenset[str] = field(default_factory=frozenset)
     clock: Callable[[], datetime] = _utcnow
+    # Served at /metrics; every router's collectors register here.
+    metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     @classmethod
     def with_tokens(cls, registry: Registry, tokens: Iterable[str], **kw: object) -> ApiDeps:

@@ -30,9 +30,8 @@ def list_devices(deps: ApiDeps = Depends(require_operator)) -> list[dict[str, An
 async def import_inventory(
     request: Request, dry_run: bool = False, deps: ApiDeps = Depends(require_operator)
 ) -> dict[str, Any]:
-    text = (await request.body()).decode("utf-8", errors="replace")
     try:
-        plan = deps.registry.import_inventory(text, "upload", deps.clock(), dry_run=dry_run)
+        plan = deps.registry.import_inventory(await request.body(), "upload", deps.clock(), dry_run=dry_run)
     except InventoryError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, {"problems": exc.problems}) from exc
     return plan.summary() | {"dry_run": dry_run}
