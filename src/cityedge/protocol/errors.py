@@ -11,6 +11,10 @@
     +-- StoreError               the cloud store failed an operation
     +-- PkiError                 certificate, key, CSR or CRL problem
     +-- TransitionError          a state machine was asked for a transition not in its table
+    +-- ReleaseError             a release bundle, manifest or repository operation is invalid
+    |   +-- UpdateRefused        the node refuses an update (signature, version, hardware...)
+    +-- AuthError                an API caller lacks the permission (RBAC) for an action
+    +-- AuditChainError          the audit log's hash chain is broken (names the first bad entry)
 
 Foreign exceptions (msgspec, sqlite3, paho, cryptography) are translated at the boundary
 into these, with a message that says what was wrong and where.
@@ -19,6 +23,8 @@ into these, with a message that says what was wrong and where.
 from __future__ import annotations
 
 __all__ = [
+    "AuditChainError",
+    "AuthError",
     "CityEdgeError",
     "ConfigError",
     "DecodeError",
@@ -27,9 +33,11 @@ __all__ = [
     "OversizeError",
     "PkiError",
     "ProtocolError",
+    "ReleaseError",
     "StoreError",
     "TopicError",
     "TransitionError",
+    "UpdateRefused",
 ]
 
 
@@ -85,3 +93,28 @@ class PkiError(CityEdgeError):
 
 class TransitionError(CityEdgeError):
     """A state machine was asked for a transition that is not in its table."""
+
+
+class ReleaseError(CityEdgeError):
+    """A release bundle, manifest or repository operation is invalid; the message says where."""
+
+
+class UpdateRefused(ReleaseError):
+    """The node refuses an update; `reason` is a short machine-readable cause for the report."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class AuthError(CityEdgeError):
+    """A caller lacks the permission for an action (or presented no valid token)."""
+
+
+class AuditChainError(CityEdgeError):
+    """The audit log's hash chain does not verify; `index` is the first broken entry."""
+
+    def __init__(self, index: int, detail: str) -> None:
+        super().__init__(f"audit entry {index}: {detail}")
+        self.index = index
