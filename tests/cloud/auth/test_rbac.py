@@ -28,7 +28,7 @@ def _client(served: Served, token: str) -> httpx.Client:
 def _verify(database: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cityedge.cli", "audit", "verify", "--database", database],
-        capture_output=True, text=True, timeout=120,
+        check=False, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
 
