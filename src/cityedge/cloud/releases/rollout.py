@@ -115,8 +115,8 @@ def step(r: Rollout, reports: Mapping[str, tuple[str, str, str]], now: float) ->
         failed = sorted(n for n, o in wave.results.items() if o != "committed")
         r.status, r.reason = "halted", f"wave {wave.index} ({wave.channel}) failed on {', '.join(failed)}"
         return []
-    if len([o for o in wave.results.values() if o == "committed"]) < len(wave.nodes):
-        return []
+    if len(wave.results) < len(wave.nodes):
+        return []  # a wave is judged when every node reported (failures under the threshold)
     wave.healthy_at = wave.healthy_at or now
     if now - wave.healthy_at < r.policy.soak_s:
         return []
