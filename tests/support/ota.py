@@ -37,6 +37,8 @@ if b.get("exit_at_start") is not None:
 reg = CollectorRegistry()
 Gauge("cityedge_camera_fps", "fps", ["camera"], registry=reg).labels("cam-1").set(b.get("fps", 10))
 Gauge("cityedge_uplink_connected", "up", registry=reg).set(1 if b.get("uplink", True) else 0)
+release = Gauge("cityedge_test_release", "running", ["version"], registry=reg)
+release.labels(os.environ["CITYEDGE_RELEASE"]).set(1)
 start_http_server(int(os.environ["OTA_TEST_METRICS_PORT"]), addr="127.0.0.1", registry=reg)
 started = time.time()
 while True:

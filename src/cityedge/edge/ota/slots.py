@@ -36,6 +36,7 @@ class NodeState(msgspec.Struct, kw_only=True):
     previous_version: str = ""
     floor: str = "0.0.0"
     channel: str = "stable"
+    failed: list[str] = []  # releases that failed here: the schedule does not retry them
     # the attempt in progress
     target_channel: str = ""
     target_version: str = ""

@@ -89,7 +89,7 @@ class OtaUpdater:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        on_persist: Callable[[State], None] | None = None,
+        on_persist: Callable[[str, State], None] | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
@@ -143,7 +143,7 @@ class OtaUpdater:
         self.slots.save(self.state)
         log.info("ota: %s -> %s %s", event, new.value, changes or "")
         if self.on_persist is not None:
-            self.on_persist(new)
+            self.on_persist(event, new)
 
     def _ensure_running(self, slot: SlotName) -> None:
         path = self.slots.slot_dir(slot)
@@ -171,6 +171,8 @@ class OtaUpdater:
             return "up_to_date", {"channel": channel}
         if not st.target_version and parse_version(offer.version) <= parse_version(st.committed_version):
             return "up_to_date", {"channel": channel}  # a channel behind this node: nothing to do
+        if not st.target_version and offer.version in st.failed:
+            return "up_to_date", {"channel": channel}  # failed here before; only a notice retries it
         try:
             check_installable(offer.manifest, hardware=self.settings.hardware,
                               current=st.committed_version, floor=st.floor, rollback=st.rollback)  # fmt: skip
@@ -251,9 +253,14 @@ class OtaUpdater:
         at = datetime.fromtimestamp(self.clock(), UTC)
         self.sink.emit("ota", f"ota.{outcome}", msgspec.to_builtins(report), at)
         self._offer = None
-        return "reported", {"target_channel": "", "target_version": "", "rollback": False, "download": "",
-                            "trial_slot": None, "trial_started_at": None, "outcome_reason": "",
-                            "outcome_detail": "", "outcome_step": ""}  # fmt: skip
+        failed = st.failed
+        if outcome != "committed" and report.version not in failed:
+            failed = [*failed[-19:], report.version]
+        return "reported", {
+            "failed": failed, "target_channel": "", "target_version": "", "rollback": False, "download": "",
+            "trial_slot": None, "trial_started_at": None, "outcome_reason": "", "outcome_detail": "",
+            "outcome_step": "",
+        }  # fmt: skip
 
 
 def _refuse(reason: str, detail: str, step: State, **extra: Any) -> Step:
