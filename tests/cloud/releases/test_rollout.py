@@ -97,3 +97,5 @@ def test_pause_resume_and_rolling_back_a_wave() -> None:
         roll_back_wave(r, 1)
     assert roll_back_wave(r, 0) == [Action("rollback", "canary", ("n00",))]
     assert r.status == "rolled_back"
+    assert step(r, {}, 2) == [Action("rollback", "canary", ("n00",))]  # sent once by the driver
+    assert step(r, {}, 3) == []

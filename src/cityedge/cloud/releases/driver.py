@@ -52,6 +52,8 @@ class RolloutDriver:
     log: list[dict[str, Any]] = field(default_factory=list)
 
     def tick(self, reports: Mapping[str, Report], now: float) -> str:
+        if self.store is not None and (raw := self.store.load(self.rollout.id)) is not None:
+            self.rollout = msgspec.json.decode(raw, type=policy.Rollout)  # the API may have paused it
         before = (self.rollout.status, self.rollout.current)
         for action in policy.step(self.rollout, reports, now):
             self._execute(action)

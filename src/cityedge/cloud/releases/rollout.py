@@ -44,6 +44,12 @@ class Wave(msgspec.Struct, kw_only=True):
     reasons: dict[str, str] = {}
 
 
+class Action(msgspec.Struct, frozen=True):
+    kind: Literal["list", "notify", "rollback"]
+    channel: str = ""
+    nodes: tuple[str, ...] = ()
+
+
 class Rollout(msgspec.Struct, kw_only=True):
     id: str
     version: str
@@ -52,12 +58,7 @@ class Rollout(msgspec.Struct, kw_only=True):
     status: Status = "running"
     current: int = 0
     reason: str = ""
-
-
-class Action(msgspec.Struct, frozen=True):
-    kind: Literal["list", "notify", "rollback"]
-    channel: str = ""
-    nodes: tuple[str, ...] = ()
+    pending: list[Action] = []  # decided outside `step` (an operator's rollback), not yet sent
 
 
 def _cohort(version: str, candidates: Sequence[str], percent: float) -> list[str]:
@@ -65,30 +66,34 @@ def _cohort(version: str, candidates: Sequence[str], percent: float) -> list[str
     return sorted(ranked[: max(1, math.ceil(len(ranked) * percent / 100))])
 
 
-def plan(rollout_id: str, version: str, fleet: Mapping[str, Sequence[str]], policy: Policy) -> Rollout:
-    """`fleet` maps each node to the channels it accepts (its install decides, not the cloud)."""
-    accepts_canary = sorted(n for n, chans in fleet.items() if "canary" in chans)
+def _canary(version: str, fleet: Mapping[str, Sequence[str]], policy: Policy) -> list[str]:
     unknown = [n for n in policy.canary_nodes if n not in fleet]
     if unknown:
         raise ReleaseError(f"canary nodes not in the fleet: {', '.join(unknown)}")
     refusing = [n for n in policy.canary_nodes if "canary" not in fleet[n]]
     if refusing:
         raise ReleaseError(f"canary nodes that do not accept the canary channel: {', '.join(refusing)}")
-    canary = sorted(policy.canary_nodes) or (
-        _cohort(version, accepts_canary, policy.canary_percent) if accepts_canary else []
-    )
+    if policy.canary_nodes:
+        return sorted(policy.canary_nodes)
+    accepts_canary = sorted(n for n, chans in fleet.items() if "canary" in chans)
+    return _cohort(version, accepts_canary, policy.canary_percent) if accepts_canary else []
+
+
+def plan(rollout_id: str, version: str, fleet: Mapping[str, Sequence[str]], policy: Policy) -> Rollout:
+    """`fleet` maps each node to the channels it accepts (its install decides, not the cloud)."""
+    canary = _canary(version, fleet, policy)
     rest = [n for n in sorted(fleet) if n not in canary]
     staging = [n for n in rest if "staging" in fleet[n]]
     stable = [n for n in rest if n not in staging]
     stranded = [n for n in stable if "stable" not in fleet[n]]
     if stranded:
         raise ReleaseError(f"nodes that accept none of {', '.join(CHANNELS)}: {', '.join(stranded)}")
-    groups = [("canary", canary), ("staging", staging), ("stable", stable)]
-    waves = [
-        Wave(index=i, channel=ch, nodes=nodes) for i, (ch, nodes) in enumerate(g for g in groups if g[1])
+    groups = [
+        (ch, nodes) for ch, nodes in (("canary", canary), ("staging", staging), ("stable", stable)) if nodes
     ]
-    if not waves:
+    if not groups:
         raise ReleaseError("the fleet is empty")
+    waves = [Wave(index=i, channel=ch, nodes=nodes) for i, (ch, nodes) in enumerate(groups)]
     return Rollout(id=rollout_id, version=version, policy=policy, waves=waves)
 
 
@@ -101,8 +106,9 @@ def _over_threshold(r: Rollout, wave: Wave) -> bool:
 
 def step(r: Rollout, reports: Mapping[str, tuple[str, str, str]], now: float) -> list[Action]:
     """Advance `r` (in place) given the latest report per node: (version, outcome, reason)."""
+    pending, r.pending = r.pending, []
     if r.status != "running":
-        return []
+        return pending
     wave = r.waves[r.current]
     if wave.started_at is None:
         wave.started_at = now
@@ -144,4 +150,5 @@ def roll_back_wave(r: Rollout, index: int) -> list[Action]:
     if not 0 <= index < len(r.waves) or r.waves[index].started_at is None:
         raise TransitionError(f"rollout {r.id}: wave {index} has not started")
     r.status, r.reason = "rolled_back", f"wave {index} rolled back by an operator"
-    return [Action("rollback", r.waves[index].channel, tuple(r.waves[index].nodes))]
+    r.pending.append(Action("rollback", r.waves[index].channel, tuple(r.waves[index].nodes)))
+    return list(r.pending)
