@@ -65,3 +65,11 @@ def test_health_gates(samples: list[Sample], now: float, verdict: tuple[str, str
 def test_a_slow_camera_is_named_in_the_reason() -> None:
     v = judge(GATES, 0.0, [Sample(6, True, fps={"cam-7": 3.0, "cam-1": 9.0}, uplink=True)], 6)
     assert v.detail == "camera cam-7 at 3.0 fps, expected >= 8"
+
+
+def test_the_docs_show_the_table_the_code_runs() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[3] / "docs" / "ota.md").read_text()
+    for state, event, nxt in table_rows():
+        assert f"| {state} | {event} | {nxt} |" in doc, f"docs/ota.md lacks the row {state} --{event}--> {nxt}"
