@@ -72,4 +72,4 @@ def test_the_docs_show_the_table_the_code_runs() -> None:
 
     doc = (Path(__file__).parents[3] / "docs" / "ota.md").read_text()
     for state, event, nxt in table_rows():
-        assert f"| {state} | {event} | {nxt} |" in doc, f"docs/ota.md lacks the row {state} --{event}--> {nxt}"
+        assert f"| {state} | {event} | {nxt} |" in doc, f"docs/ota.md lacks {state} --{event}--> {nxt}"
