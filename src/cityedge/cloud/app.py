@@ -73,9 +73,21 @@ class ControlPlane:
         return CrlRefresher(self.registry, self.clock, every_s=self.config.api.crl_check_s, reload=reload)
 
     def api_app(self, operator_tokens: Iterable[str]) -> FastAPI:
+        """The API with every router; releases, rollouts and the TUF repository when configured."""
         from cityedge.cloud.api import ApiDeps, create_app
+        from cityedge.cloud.api.ota_state import OtaState, attach_ota
+        from cityedge.cloud.auth.service import AuthService
+        from cityedge.cloud.store.auth import AuthStore
+        from cityedge.cloud.store.releases import RolloutStore
 
-        return create_app(ApiDeps.with_tokens(self.registry, operator_tokens, clock=self.clock))
+        deps = ApiDeps.with_tokens(self.registry, operator_tokens, clock=self.clock)
+        deps.auth = AuthService(AuthStore(self.engine), self.clock, deps.operator_token_hashes)
+        app = create_app(deps)
+        if self.config.releases_dir is not None:
+            attach_ota(
+                app, OtaState(self.config.releases_dir, deps.auth, RolloutStore(self.engine), self.clock)
+            )
+        return app
 
     def api_server_config(self) -> ApiServerConfig:
         from cityedge.cloud.api import ApiServerConfig

@@ -78,6 +78,10 @@ class ControlPlaneConfig(_Strict):
     crl_validity_days: float = Field(
         7.0, gt=0, description="validity of each published CRL; it is re-published at half of it"
     )
+    releases_dir: Path | None = Field(
+        None,
+        description="the TUF release repository (`cityedge release keys` made it); null: no releases served",
+    )
     api: ApiSection = Field(default_factory=ApiSection, description="the HTTPS API (`cityedge api serve`)")
     revocation: RevocationSection = Field(
         default_factory=RevocationSection, description="how a revocation reaches the brokers"

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from cityedge import __version__
 from cityedge.edge.config import EdgeConfig
 from cityedge.edge.localbus import LocalBus
+from cityedge.edge.ota.spool import SpoolDrain
 from cityedge.edge.outbox import DEFAULT_POLICIES, Outbox, OutboxLimits, StreamPolicy
 from cityedge.edge.producers import HeartbeatProducer, SyntheticProducer
 from cityedge.edge.uplink import Uplink
@@ -103,6 +104,8 @@ class EdgeAgent:
         if config.synthetic is not None:
             self._threads.append(SyntheticProducer(config.synthetic, self.sink))
         self._threads.append(HeartbeatProducer(config.heartbeat.interval_s, self.sink, self.heartbeat_body))
+        # OTA: install reports the supervisor spooled go to the outbox (`ota` stream)
+        self._threads.append(SpoolDrain(config.ota_spool or config.data_dir / "ota" / "reports", self.sink))
         self.retention: Any = None
         self.cameras: Any = None
         if config.cameras:

@@ -117,6 +117,8 @@ class EdgeConfig(_Strict):
     retention: dict[str, Any] | None = None
     metrics_port: int | None = Field(None, ge=0, le=65535)
     agent_version: str = "0.1.0"
+    # OTA install reports spooled by `cityedge ota supervise` (default: data_dir/ota/reports)
+    ota_spool: Path | None = None
 
     @model_validator(mode="after")
     def _one_source_of_uplink_credentials(self) -> EdgeConfig:

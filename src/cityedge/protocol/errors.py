@@ -13,6 +13,10 @@
     +-- PkiError                 certificate, key, CSR or CRL problem
     |   +-- EnrollmentRefused    an enrollment, renewal or revocation the registry will not serve
     +-- TransitionError          a state machine was asked for a transition not in its table
+    +-- ReleaseError             a release bundle, manifest or repository operation is invalid
+    |   +-- UpdateRefused        the node refuses an update (signature, version, hardware...)
+    +-- AuthError                an API caller lacks the permission (RBAC) for an action
+    +-- AuditChainError          the audit log's hash chain is broken (names the first bad entry)
 
 Foreign exceptions (msgspec, sqlite3, paho, cryptography) are translated at the boundary
 into these, with a message that says what was wrong and where.
@@ -23,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "AuditChainError",
+    "AuthError",
     "CityEdgeError",
     "ConfigError",
     "DecodeError",
@@ -33,9 +39,11 @@ __all__ = [
     "OversizeError",
     "PkiError",
     "ProtocolError",
+    "ReleaseError",
     "StoreError",
     "TopicError",
     "TransitionError",
+    "UpdateRefused",
 ]
 
 
@@ -105,3 +113,28 @@ class EnrollmentRefused(PkiError):
 
 class TransitionError(CityEdgeError):
     """A state machine was asked for a transition that is not in its table."""
+
+
+class ReleaseError(CityEdgeError):
+    """A release bundle, manifest or repository operation is invalid; the message says where."""
+
+
+class UpdateRefused(ReleaseError):
+    """The node refuses an update; `reason` is a short machine-readable cause for the report."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class AuthError(CityEdgeError):
+    """A caller lacks the permission for an action (or presented no valid token)."""
+
+
+class AuditChainError(CityEdgeError):
+    """The audit log's hash chain does not verify; `index` is the first broken entry."""
+
+    def __init__(self, index: int, detail: str) -> None:
+        super().__init__(f"audit entry {index}: {detail}")
+        self.index = index

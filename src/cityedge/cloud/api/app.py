@@ -10,7 +10,17 @@ from collections.abc import Iterable
 
 from fastapi import APIRouter, FastAPI
 
-from cityedge.cloud.api import ca, devices, enrollment, metrics, revocation
+from cityedge.cloud.api import (
+    audit,
+    ca,
+    devices,
+    enrollment,
+    metrics,
+    releases,
+    revocation,
+    rollouts,
+    tuf_repo,
+)
 from cityedge.cloud.api.deps import ApiDeps
 from cityedge.cloud.api.metrics import IdentityCollector
 
@@ -22,6 +32,10 @@ DEFAULT_ROUTERS: tuple[APIRouter, ...] = (
     revocation.router,
     ca.router,
     metrics.router,
+    releases.router,
+    rollouts.router,
+    audit.router,
+    tuf_repo.router,
 )
 
 

@@ -4,7 +4,7 @@ Service certificates are recorded beside device certificates so `ca status` list
 expiry too; every row written before this revision is a device certificate.
 
 Revision ID: 0004_operator
-Revises: 0002_registry
+Revises: 0003_auth_releases
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 
 revision = "0004_operator"
 # Set to the newest revision at merge time (another branch adds 0003).
-down_revision = "0002_registry"
+down_revision = "0003_auth_releases"
 branch_labels = None
 depends_on = None
 
