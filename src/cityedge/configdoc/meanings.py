@@ -27,6 +27,7 @@ MEANINGS: Final[dict[str, str]] = {
     "EdgeConfig.retention": "where raw video is kept on the node and for how long",
     "EdgeConfig.metrics_port": "serve Prometheus metrics on 127.0.0.1 at this port (null: none)",
     "EdgeConfig.agent_version": "the agent version reported in every record's `ver`",
+    "EdgeConfig.ota_spool": "the folder where `cityedge ota supervise` leaves install reports; the agent moves them into its outbox (`ota` stream); null: no OTA supervisor",
     "BrokerEndpoint.host": "the broker's host name or IP address (must be a SAN of its certificate)",
     "BrokerEndpoint.port": "the broker's TLS port",
     "BrokerEndpoint.tls": "client certificate, key and CA chain (null: plain TCP, development only)",
