@@ -5,7 +5,9 @@ cd "$here"
 py="${PYTHON:-}"
 if [ -z "$py" ]; then
   for cand in python3.13 python3.12 python3.11 python3; do
-    if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    # Quiet probe: a pyenv shim answers `command -v` for versions it does not select and then
+    # prints "pyenv: python3.13: command not found" when run.
+    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
       py="$cand"; break
     fi
   done

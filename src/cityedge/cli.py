@@ -10,6 +10,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cityedge import __version__
 from cityedge.protocol.errors import CityEdgeError
@@ -65,7 +66,8 @@ def main() -> None:
     try:
         app()
     except CityEdgeError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        # Escaped: messages quote patterns such as ^[a-z0-9][a-z0-9-]{0,62}$ that Rich would eat.
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
 
 

@@ -6,6 +6,7 @@ config-like inputs (camera sections, zone files) use the same reader and error f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from cityedge.protocol.errors import ConfigError
 
-__all__ = ["load_config", "parse_config", "read_yaml"]
+__all__ = ["load_config", "load_with_overrides", "parse_config", "read_yaml"]
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -46,3 +47,31 @@ def read_yaml(path: Path, what: str = "config") -> Any:
 
 def load_config(model: type[T], path: Path) -> T:
     return parse_config(model, read_yaml(path), str(path))
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any, path: Path | None) -> None:
+    *parents, leaf = dotted.split(".")
+    node = data
+    for key in parents:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{path}: {key} must be a mapping (it holds {leaf})")
+    node[leaf] = value
+
+
+def load_with_overrides(model: type[T], path: Path | None, overrides: Mapping[str, Any]) -> T:
+    """`model` from the YAML at `path` (if any) with command-line `overrides` on top.
+
+    Override keys are dotted paths into the file (`api.port`); None means "not given", so the
+    file's value (or the model's default) stays.
+    """
+    data = read_yaml(path) if path is not None else {}
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    merged: dict[str, Any] = dict(data or {})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for dotted, value in given.items():
+        _set(merged, dotted, value, path)
+    flags = ", ".join(f"--{k.split('.')[-1].replace('_', '-')}" for k in given)
+    source = " + ".join(x for x in (str(path) if path else "", flags and f"options {flags}") if x)
+    return parse_config(model, merged, source or "options")

@@ -23,7 +23,9 @@ from cityedge.pki import CertificateAuthority, IssuedIdentity, generate_key, mak
 from cityedge.pki.keys import key_pem, write_pem_atomic
 from cityedge.protocol.topics import (
     LOCAL_ROOT,
+    ack_topic,
     down_topic,
+    local_ack_topic,
     local_decision_topic,
     local_sensor_topic,
     up_topic,
@@ -166,7 +168,7 @@ def test_a_revoked_device_is_cut_within_60s_and_cannot_reconnect(
     result = CliRunner().invoke(app, [
         "device", "revoke", "edge-b", "-d", db, "--ca-dir", str(district.layout.directory),
         "--broker", f"127.0.0.1:{broker.port}", "--revoker-cert", str(revoker.cert_path),
-        "--revoker-key", str(revoker.key_path), "--broker-pid", str(broker.process.proc.pid),
+        "--revoker-key", str(revoker.key_path), "--broker-pid-file", str(broker.process.cfg.pid_file),
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert device.disconnected.wait(60), "the revoked device's live session was not cut"
@@ -247,5 +249,33 @@ def test_on_a_node_broker_a_sensor_publishes_only_its_own_readings(
         assert sensor.publish(local_decision_topic("cam-1"), b"fake decision") == NOT_AUTHORIZED
         assert sensor.publish(local_sensor_topic("loop-7", "count"), b"own") == 0
         assert [p for _, p in agent.wait_for(b"own")] == [b"own"]
+    finally:
+        node.process.kill()
+
+
+def test_ingest_acknowledges_to_a_node_on_down_ack_and_may_send_nothing_else(
+    broker: LockedBroker, probes: list[Probe]
+) -> None:
+    ingest = connected(broker, probes, "ingest")
+    node = connected(broker, probes, "edge-a")
+    node.subscribe(f"ce/v1/{DISTRICT}/edge-a/down/+")
+    assert ingest.publish(down_topic(DISTRICT, "edge-a", "cmd"), b"a command") == NOT_AUTHORIZED
+    assert ingest.publish(ack_topic(DISTRICT, "edge-a"), b"stored up to 7") == 0
+    assert [p for _, p in node.wait_for(b"stored up to 7")] == [b"stored up to 7"]
+
+
+def test_on_a_node_broker_a_sensor_reads_only_its_own_confirmations(
+    tmp_path: Path, probes: list[Probe]
+) -> None:
+    node = start_locked_broker(District(tmp_path), tmp_path / "local", role="local", node="edge-node-001")
+    try:
+        agent = connected(node, probes, "edge-node-001")
+        sensor = connected(node, probes, "loop-7")
+        sensor.subscribe(local_ack_topic("loop-8"))  # granted, but never delivered
+        sensor.subscribe(local_ack_topic("loop-7"))
+        assert agent.publish(local_ack_topic("loop-8"), b"for loop-8") == 0
+        assert agent.publish(local_ack_topic("loop-7"), b"for loop-7") == 0
+        assert [p for _, p in sensor.wait_for(b"for loop-7")] == [b"for loop-7"]
+        assert sensor.publish(local_ack_topic("loop-7"), b"self-confirmed") == NOT_AUTHORIZED
     finally:
         node.process.kill()

@@ -65,6 +65,7 @@ class MosquittoConfig:
     clientid_from_identity: bool = False
     dynsec_plugin: Path | None = None
     dynsec_config: Path | None = None
+    pid_file: Path | None = None
 
 
 def render_mosquitto_conf(cfg: MosquittoConfig) -> str:
@@ -72,6 +73,7 @@ def render_mosquitto_conf(cfg: MosquittoConfig) -> str:
         "# rendered by cityedge; edit the inputs, not this file",
         "per_listener_settings false",
         *([f"user {cfg.user}"] if cfg.user else []),
+        *([f"pid_file {cfg.pid_file}"] if cfg.pid_file else []),
         "persistence true",
         f"persistence_location {cfg.data_dir}/",
         "autosave_interval 1",
@@ -139,11 +141,11 @@ REVOKER = "revoker"
 def default_services(
     role: Role, district: str, ingest: Sequence[str] = ("ingest",)
 ) -> tuple[ServiceAcl, ...]:
-    """Ingest reads up-traffic and tells each node what is stored (down/ack), the control
-    plane writes down/, the revoker kicks sessions.
+    """Ingest reads up-traffic and acknowledges what it stored, the control plane writes down/,
+    the revoker kicks sessions.
 
     Each service is one certificate and, with the client id forced to the CN, one session:
-    every ingest replica needs its own identity (e.g. ingest-2), listed in `ingest`.
+    every ingest replica needs its own identity (`ingest`, `ingest-2`, ...), listed in `ingest`.
     """
     control = "$CONTROL/dynamic-security/#"
     revoker = ServiceAcl(REVOKER, read=(control,), write=(control,))
@@ -151,7 +153,7 @@ def default_services(
         return (revoker,)
     replicas = tuple(
         ServiceAcl(name, read=(f"{ROOT}/{district}/+/up/+",), write=(f"{ROOT}/{district}/+/down/ack",))
-        for name in ingest
+        for name in dict.fromkeys(ingest)
     )
     return (
         *replicas,
@@ -180,10 +182,8 @@ def render_acl(role: Role, district: str, services: Sequence[ServiceAcl], *, nod
         if node is None:
             raise ConfigError("a local broker's ACL needs the node id (its edge agent's identity)")
         lines += ["", f"user {check_device_id(node, where='node')}", f"topic readwrite {LOCAL_ROOT}/#"]
-        lines += [
-            "",
-            "# sensors publish their own readings and read their confirmations; actuators read decisions",
-        ]
+        lines += ["", "# sensors publish their own readings and read their own confirmations;"]
+        lines += ["# actuators read decisions"]
         lines += [
             f"pattern write {LOCAL_ROOT}/sensors/%u/+",
             f"pattern read {LOCAL_ROOT}/acks/%u",
@@ -218,14 +218,18 @@ def dynsec_bootstrap(admin: str = REVOKER) -> dict[str, object]:
 def lockdown(
     cfg: MosquittoConfig, workdir: Path, *, dynsec_plugin: Path | None = DYNSEC_PLUGIN
 ) -> MosquittoConfig:
-    """`cfg` with client id = CN, the ACL file and (when installed) the revocation plugin."""
+    """`cfg` with client id = CN, the ACL file and (when installed) the revocation plugin.
+
+    The plugin rewrites its JSON (temp file + rename) as the broker's user, so the JSON lives
+    in the broker-owned data directory, beside the persistence file and the pid file.
+    """
     plugin = dynsec_plugin if dynsec_plugin is not None and dynsec_plugin.exists() else None
     return replace(
         cfg,
         clientid_from_identity=True,
         acl_file=cfg.acl_file or workdir / "acl.conf",
         dynsec_plugin=plugin,
-        dynsec_config=(workdir / "dynsec.json") if plugin else None,
+        dynsec_config=(cfg.data_dir / "dynsec.json") if plugin else None,
     )
 
 
@@ -269,9 +273,17 @@ def broker_profile(
     user: str | None = None,
     dynsec_plugin: Path | None = DYNSEC_PLUGIN,
 ) -> MosquittoConfig:
-    """The locked-down broker `cityedge broker config` renders: mTLS only, TLS 1.2+, CRL, ACL."""
+    """The locked-down broker `cityedge broker config` renders: mTLS only, TLS 1.2+, CRL, ACL.
+
+    Every path is made absolute: Mosquitto resolves relative paths against its own working
+    directory (`/` under systemd), not against the config file.
+    """
+    workdir, chain, certfile, keyfile, crlfile = (
+        p.absolute() for p in (workdir, chain, certfile, keyfile, crlfile)
+    )
     base = MosquittoConfig(
         data_dir=workdir / "data",
+        pid_file=workdir / "data" / "mosquitto.pid",
         tls_port=port,
         tls_bind=bind,
         cafile=chain,

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from cityedge import __version__
 from cityedge.edge.config import EdgeConfig
 from cityedge.edge.localbus import LocalBus
+from cityedge.edge.ota.spool import SpoolDrain
 from cityedge.edge.outbox import (
     DEFAULT_POLICIES,
     GroupCommitter,
@@ -98,6 +99,7 @@ class EdgeAgent:
     """One node's agent. `start()` returns at once; `stop()` shuts down in order."""
 
     def __init__(self, config: EdgeConfig, *, registry: CollectorRegistry | None = None) -> None:
+        config.check_files()
         self.config = config
         self.registry = registry or CollectorRegistry()
         self.versions = {"agent": config.agent_version or __version__}
@@ -141,6 +143,8 @@ class EdgeAgent:
         if config.synthetic is not None:
             self._threads.append(SyntheticProducer(config.synthetic, self.sink))
         self._threads.append(HeartbeatProducer(config.heartbeat.interval_s, self.sink, self.heartbeat_body))
+        # OTA: install reports the supervisor spooled go to the outbox (`ota` stream)
+        self._threads.append(SpoolDrain(config.ota_spool or config.data_dir / "ota" / "reports", self.sink))
         self.retention: Any = None
         self.cameras: Any = None
         if config.cameras:
@@ -173,7 +177,7 @@ class EdgeAgent:
     def start(self) -> EdgeAgent:
         _register_outbox_metrics(self.outbox, self.registry)
         if self.config.metrics_port is not None:
-            start_http_server(self.config.metrics_port, addr="127.0.0.1", registry=self.registry)
+            _serve_metrics(self.config.metrics_port, self.registry)
         self.group.start()
         self.uplink.start()
         if self.renewer is not None:
@@ -262,6 +266,16 @@ def _camera_health_of(cameras: Any, since: float) -> dict[str, Any]:
         }
         for c in cameras.stats(since)
     }
+
+
+def _serve_metrics(port: int, registry: CollectorRegistry) -> None:
+    try:
+        start_http_server(port, addr="127.0.0.1", registry=registry)
+    except OSError as exc:
+        raise ConfigError(
+            f"metrics_port {port}: cannot listen on 127.0.0.1:{port}: {exc.strerror} (another agent "
+            "or exporter holds it: choose another metrics_port, or remove it to serve no metrics)"
+        ) from None
 
 
 def _register_outbox_metrics(outbox: Outbox, registry: CollectorRegistry) -> None:

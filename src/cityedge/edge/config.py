@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cityedge.protocol.envelope import NAME_PATTERN
+from cityedge.protocol.errors import ConfigError
 from cityedge.transport.tls import TlsFiles
 
 __all__ = [
@@ -53,9 +54,14 @@ class UplinkConfig(BrokerEndpoint):
     @model_validator(mode="after")
     def _caps_not_below_bases(self) -> UplinkConfig:
         if self.backoff_cap_s < self.backoff_base_s:
-            raise ValueError("backoff_cap_s must be >= backoff_base_s")
+            raise ValueError(
+                f"backoff_cap_s ({self.backoff_cap_s}) must be >= backoff_base_s ({self.backoff_base_s})"
+            )
         if self.store_ack_timeout_cap_s < self.store_ack_timeout_s:
-            raise ValueError("store_ack_timeout_cap_s must be >= store_ack_timeout_s")
+            raise ValueError(
+                f"store_ack_timeout_cap_s ({self.store_ack_timeout_cap_s}) must be >= store_ack_timeout_s"
+                f" ({self.store_ack_timeout_s})"
+            )
         return self
 
 
@@ -104,6 +110,10 @@ class HeartbeatConfig(_Strict):
     interval_s: float = Field(10.0, gt=0)
 
 
+def _tls_of(bus: LocalBusConfig | None) -> TlsFiles | None:
+    return bus.tls if bus is not None else None
+
+
 class EdgeConfig(_Strict):
     node_id: str = Field(pattern=NAME_PATTERN)
     district: str = Field(pattern=NAME_PATTERN)
@@ -120,12 +130,24 @@ class EdgeConfig(_Strict):
     retention: dict[str, Any] | None = None
     metrics_port: int | None = Field(None, ge=0, le=65535)
     agent_version: str = "0.1.0"
+    # OTA install reports spooled by `cityedge ota supervise` (default: data_dir/ota/reports)
+    ota_spool: Path | None = None
 
     @model_validator(mode="after")
     def _one_source_of_uplink_credentials(self) -> EdgeConfig:
         if self.identity is not None and self.uplink.tls is not None:
             raise ValueError("set either identity (renewed certificates) or uplink.tls, not both")
         return self
+
+    def check_files(self) -> None:
+        """Refuse at start, with a sentence, a certificate file that is not there (instead of a
+        connection that fails minutes later in a background thread)."""
+        for section, tls in (("uplink", self.uplink_tls()), ("local_bus", _tls_of(self.local_bus))):
+            for key in ("cafile", "certfile", "keyfile"):
+                path = getattr(tls, key) if tls is not None else None
+                if path is not None and not Path(path).is_file():
+                    hint = " (run `cityedge enroll` first)" if self.identity is not None else ""
+                    raise ConfigError(f"node {self.node_id}: {section} {key} {path} does not exist{hint}")
 
     def uplink_tls(self) -> TlsFiles | None:
         """The uplink's TLS files: the renewed identity's when there is one."""

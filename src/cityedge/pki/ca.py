@@ -25,7 +25,7 @@ from cityedge.pki.keys import (
     make_csr,
     write_pem_atomic,
 )
-from cityedge.pki.profile import DEVICE_ID_PATTERN, csr_identity
+from cityedge.pki.profile import DEVICE_ID_PATTERN, CertProfile, check_sans, csr_identity
 from cityedge.protocol.errors import PkiError
 
 __all__ = ["DEVICE_ID_PATTERN", "CertificateAuthority", "IssuedIdentity"]
@@ -108,12 +108,47 @@ class CertificateAuthority:
 
         `expected_id` (the id the inventory or token vouches for) must equal the CSR's CN.
         """
+        cn = self._checked_cn(csr, expected_id, ())
+        return self._sign(csr, cn, now, lifetime, client_auth, server_auth, extra_sans)
+
+    def sign_csr(
+        self,
+        csr: x509.CertificateSigningRequest,
+        profile: CertProfile,
+        *,
+        now: datetime,
+        lifetime: timedelta,
+        sans: tuple[str, ...] = (),
+        expected_id: str | None = None,
+    ) -> x509.Certificate:
+        """Sign a CSR with a named profile's key usages; a server lists the host names in `sans`."""
+        cn = self._checked_cn(csr, expected_id, sans)
+        sans = check_sans(profile, cn, sans)
+        return self._sign(csr, cn, now, lifetime, profile.client_auth, profile.server_auth, sans)
+
+    @staticmethod
+    def _checked_cn(
+        csr: x509.CertificateSigningRequest, expected_id: str | None, sans: tuple[str, ...]
+    ) -> str:
         if not csr.is_signature_valid:
             raise PkiError("the CSR's signature does not verify (no proof of key possession)")
         public_key = csr.public_key()
         if not isinstance(public_key, ec.EllipticCurvePublicKey) or public_key.curve.name != "secp256r1":
             raise PkiError("the CSR's key must be EC P-256")
-        cn = csr_identity(csr, expected_id)
+        return csr_identity(csr, expected_id, sans)
+
+    def _sign(
+        self,
+        csr: x509.CertificateSigningRequest,
+        cn: str,
+        now: datetime,
+        lifetime: timedelta,
+        client_auth: bool,
+        server_auth: bool,
+        extra_sans: tuple[str, ...],
+    ) -> x509.Certificate:
+        public_key = csr.public_key()
+        assert isinstance(public_key, ec.EllipticCurvePublicKey)
         usages = ([ExtendedKeyUsageOID.CLIENT_AUTH] if client_auth else []) + (
             [ExtendedKeyUsageOID.SERVER_AUTH] if server_auth else []
         )
@@ -187,7 +222,7 @@ class CertificateAuthority:
 
 def _sans(cn: str, extra: tuple[str, ...]) -> list[x509.GeneralName]:
     names: list[x509.GeneralName] = [x509.DNSName(cn)]
-    for item in extra:
+    for item in dict.fromkeys(x for x in extra if x != cn):
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(item)))
         except ValueError:

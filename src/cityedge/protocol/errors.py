@@ -9,10 +9,16 @@
     |   +-- ContractError        a record that breaks the record contract (size, depth, ts,
     |                            strings, numbers); `reason` says which
     +-- ConfigError              a config, spec or CSV that is invalid (names file/line/field)
+    |   +-- InventoryError       an inventory CSV with problems; one line-numbered message each
     +-- OutboxError              the node's durable queue refused or failed an operation
     +-- StoreError               the cloud store failed an operation
     +-- PkiError                 certificate, key, CSR or CRL problem
+    |   +-- EnrollmentRefused    an enrollment, renewal or revocation the registry will not serve
     +-- TransitionError          a state machine was asked for a transition not in its table
+    +-- ReleaseError             a release bundle, manifest or repository operation is invalid
+    |   +-- UpdateRefused        the node refuses an update (signature, version, hardware...)
+    +-- AuthError                an API caller lacks the permission (RBAC) for an action
+    +-- AuditChainError          the audit log's hash chain is broken (names the first bad entry)
 
 Foreign exceptions (msgspec, sqlite3, paho, cryptography) are translated at the boundary
 into these, with a message that says what was wrong and where.
@@ -20,19 +26,27 @@ into these, with a message that says what was wrong and where.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
+    "AuditChainError",
+    "AuthError",
     "CityEdgeError",
     "ConfigError",
     "ContractError",
     "DecodeError",
+    "EnrollmentRefused",
+    "InventoryError",
     "NodeMismatchError",
     "OutboxError",
     "OversizeError",
     "PkiError",
     "ProtocolError",
+    "ReleaseError",
     "StoreError",
     "TopicError",
     "TransitionError",
+    "UpdateRefused",
 ]
 
 
@@ -82,6 +96,16 @@ class ConfigError(CityEdgeError):
     """Invalid configuration, spec or input file; the message names where."""
 
 
+class InventoryError(ConfigError):
+    """An inventory file with problems; `problems` holds one line-numbered message each."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(
+            f"{source}: {len(self.problems)} problem(s), nothing imported:\n  " + "\n  ".join(self.problems)
+        )
+
+
 class OutboxError(CityEdgeError):
     """The node's durable outbox failed an operation."""
 
@@ -94,5 +118,34 @@ class PkiError(CityEdgeError):
     """A certificate, key, CSR or CRL problem."""
 
 
+class EnrollmentRefused(PkiError):
+    """An enrollment, renewal or revocation the registry will not serve; the message says why."""
+
+
 class TransitionError(CityEdgeError):
     """A state machine was asked for a transition that is not in its table."""
+
+
+class ReleaseError(CityEdgeError):
+    """A release bundle, manifest or repository operation is invalid; the message says where."""
+
+
+class UpdateRefused(ReleaseError):
+    """The node refuses an update; `reason` is a short machine-readable cause for the report."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class AuthError(CityEdgeError):
+    """A caller lacks the permission for an action (or presented no valid token)."""
+
+
+class AuditChainError(CityEdgeError):
+    """The audit log's hash chain does not verify; `index` is the first broken entry."""
+
+    def __init__(self, index: int, detail: str) -> None:
+        super().__init__(f"audit entry {index}: {detail}")
+        self.index = index

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from cityedge.cloud.registry import Registry
 from cityedge.cloud.store import make_engine, upgrade
 from cityedge.cloud.store.registry import RegistryStore
 from cityedge.edge.identity import CredentialStore, enroll, renew_once
-from cityedge.pki import CaLayout, certificate_id, init_ca
+from cityedge.pki import CaLayout, certificate_id, generate_key, init_ca, make_csr
+from cityedge.pki.profile import PROFILES
 from cityedge.protocol.errors import PkiError
 from tests.support.api import OPERATOR_TOKEN, serve_api
 
@@ -100,12 +103,33 @@ def test_a_device_enrolls_renews_over_mtls_and_is_refused_once_revoked(
         renew_once(url, "edge-node-001", store)
 
 
-def test_metrics_expose_crl_freshness_and_days_left(api: tuple[str, Registry, Path]) -> None:
+def test_metrics_answer_at_slash_metrics_with_crl_freshness_and_days_left(
+    api: tuple[str, Registry, Path],
+) -> None:
     url, registry, _ = api
+    registry.sign_service(
+        make_csr(generate_key(), "ingest").public_bytes(serialization.Encoding.PEM),
+        PROFILES["ingest"], "ingest", (), datetime.now(UTC), timedelta(days=30),
+    )  # fmt: skip
     with http(registry) as client:
-        text = client.get(f"{url}/metrics/").text
+        response = client.get(f"{url}/metrics")  # what Prometheus scrapes: 200, not a redirect
+    assert response.status_code == 200, response.status_code
+    text = response.text
     assert "cityedge_crl_stale 0.0" in text
     assert "cityedge_crl_next_update_seconds" in text
+    assert re.search(
+        r'cityedge_service_cert_days_left\{profile="ingest",service="ingest"\} (29\.9|30\.0)', text
+    ), text
+
+
+def test_an_upload_that_is_not_utf8_is_refused_with_its_line(api: tuple[str, Registry, Path]) -> None:
+    url, registry, _ = api
+    latin1 = (CSV + "edge-node-003,SN3,NX-500,10.0.10.23,aa:bb:cc:dd:ee:03,Stra\xdfe\n").encode("latin-1")
+    with http(registry) as client:
+        response = client.post(f"{url}/api/v1/devices/import?dry_run=true", content=latin1, headers=AUTH)
+    assert response.status_code == 422
+    (problem,) = response.json()["detail"]["problems"]
+    assert problem.startswith("upload:4: byte 0xdf at column 59 is not UTF-8"), problem
 
 
 def test_renewal_without_a_client_certificate_is_refused(api: tuple[str, Registry, Path]) -> None:

@@ -104,3 +104,35 @@ def test_any_clean_inventory_round_trips_and_reimports_as_unchanged(rows: list[t
     assert len(first.added) == len(rows)
     again = plan_import(first.added, parse_inventory("\n".join(lines) + "\n", "gen.csv"), "gen.csv")
     assert (again.added, again.changed, len(again.unchanged)) == ([], [], len(rows))
+
+
+def test_a_conflict_with_the_registry_names_the_line_of_the_row(registry: Registry) -> None:
+    registry.import_inventory(GUIDE_CSV, "devices.csv", NOW)
+    rows = [
+        "edge-new,S77,M,10.0.0.7,aa:bb:cc:dd:ee:07,X",
+        "edge-other,S78,M,10.0.0.8,aa:bb:cc:dd:ee:ff,X",
+        "edge-node-002,SN12345,M,10.0.0.9,aa:bb:cc:dd:ee:09,X",
+    ]
+    with pytest.raises(InventoryError) as err:
+        registry.import_inventory("\n".join([HEADER, *rows]) + "\n", "devices.csv", NOW)
+    assert err.value.problems == [
+        "devices.csv:3: mac 'aa:bb:cc:dd:ee:ff' belongs to edge-node-001 in the registry, not to edge-other"
+        " (change that device first, or correct this row)",
+        "devices.csv:4: serial 'SN12345' belongs to edge-node-001 in the registry, not to edge-node-002"
+        " (change that device first, or correct this row)",
+    ]
+
+
+def test_a_file_that_is_not_utf8_is_refused_with_line_and_column(registry: Registry) -> None:
+    rows = "edge-a,S1,M,10.0.0.1,aa:bb:cc:dd:ee:01,X\nedge-b,S2,Café,10.0.0.2,aa:bb:cc:dd:ee:02,X\n"
+    text = f"{HEADER}\n{rows}"
+    with pytest.raises(InventoryError) as err:
+        registry.import_inventory(text.encode("latin-1"), "devices.csv", NOW)
+    (problem,) = err.value.problems
+    assert problem.startswith("devices.csv:3: byte 0xe9 at column 14 is not UTF-8; save the file as UTF-8")
+    assert registry.store.devices() == []
+
+
+def test_a_utf8_file_with_a_byte_order_mark_imports(registry: Registry) -> None:
+    plan = registry.import_inventory(("\ufeff" + GUIDE_CSV).encode(), "devices.csv", NOW)
+    assert [d.device_id for d in plan.added] == ["edge-node-001"]

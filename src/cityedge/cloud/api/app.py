@@ -1,21 +1,48 @@
-"""The control plane's FastAPI app, built by a factory from its dependencies."""
+"""The control plane's FastAPI app, built by a factory from its dependencies.
+
+One router per resource. Routers that later capabilities add (fleet, releases, auth) come in
+through `routers`; their own dependencies travel in `ApiDeps`.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from prometheus_client import make_asgi_app
+from collections.abc import Iterable
 
-from cityedge.cloud.api import ca, devices, enrollment, revocation
+from fastapi import APIRouter, FastAPI
+
+from cityedge.cloud.api import (
+    audit,
+    ca,
+    devices,
+    enrollment,
+    metrics,
+    releases,
+    revocation,
+    rollouts,
+    tuf_repo,
+)
 from cityedge.cloud.api.deps import ApiDeps
-from cityedge.cloud.api.metrics import identity_registry
+from cityedge.cloud.api.metrics import IdentityCollector
 
-__all__ = ["create_app"]
+__all__ = ["DEFAULT_ROUTERS", "create_app"]
+
+DEFAULT_ROUTERS: tuple[APIRouter, ...] = (
+    devices.router,
+    enrollment.router,
+    revocation.router,
+    ca.router,
+    metrics.router,
+    releases.router,
+    rollouts.router,
+    audit.router,
+    tuf_repo.router,
+)
 
 
-def create_app(deps: ApiDeps) -> FastAPI:
+def create_app(deps: ApiDeps, routers: Iterable[APIRouter] = DEFAULT_ROUTERS) -> FastAPI:
     app = FastAPI(title="cityedge control plane", version="1")
     app.state.deps = deps
-    for module in (devices, enrollment, revocation, ca):
-        app.include_router(module.router)
-    app.mount("/metrics", make_asgi_app(identity_registry(deps.registry, deps.clock)))
+    for router in routers:
+        app.include_router(router)
+    deps.metrics.register(IdentityCollector(deps.registry, deps.clock))
     return app

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 
-from cityedge.cloud.api.deps import ApiDeps, deps_of, require_operator
+from cityedge.cloud.api.deps import ApiDeps, deps_of, permitted
 
 __all__ = ["router"]
 
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/api/v1/ca", tags=["ca"])
 
 
 @router.get("/status")
-def ca_status(deps: ApiDeps = Depends(require_operator)) -> dict[str, Any]:
+def ca_status(deps: ApiDeps = Depends(permitted("ca.read"))) -> dict[str, Any]:
     return deps.registry.ca_status(deps.clock())
 
 

@@ -1,22 +1,27 @@
-"""What the API needs, handed to `create_app`: the registry, operator tokens, a clock.
+"""What the API needs, handed to `create_app`: the registry, the auth service, a clock, metrics.
 
-Operator endpoints take a bearer token from a configured set (stored as SHA-256 hashes);
-roles and RBAC come with the auth issue, this is the interim gate.
+Every route that is not public depends on `permitted("<permission>")`: a bearer token that
+maps to a role holding the permission (RBAC, `cloud/auth/`). A refusal is audited; so is
+every allowed change (any method but GET). The configured operator tokens (stored as
+SHA-256 hashes) still work, as a service principal with the operator role.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from fastapi import Header, HTTPException, Request, status
+from fastapi import Header, Request
+from prometheus_client import CollectorRegistry
 
+from cityedge.cloud.auth.http import require
+from cityedge.cloud.auth.service import AuthService
 from cityedge.cloud.registry import Registry
+from cityedge.cloud.store.auth import AuthStore
 
-__all__ = ["ApiDeps", "client_certificate", "deps_of", "require_operator"]
+__all__ = ["ApiDeps", "auth_service", "client_certificate", "deps_of", "permitted"]
 
 
 def _utcnow() -> datetime:
@@ -32,14 +37,13 @@ class ApiDeps:
     registry: Registry
     operator_token_hashes: frozenset[str] = field(default_factory=frozenset)
     clock: Callable[[], datetime] = _utcnow
+    auth: AuthService | None = None
+    # Served at /metrics; every router's collectors register here.
+    metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     @classmethod
     def with_tokens(cls, registry: Registry, tokens: Iterable[str], **kw: object) -> ApiDeps:
         return cls(registry, frozenset(_hash(t) for t in tokens), **kw)  # type: ignore[arg-type]
-
-    def is_operator(self, token: str) -> bool:
-        presented = _hash(token)
-        return any(hmac.compare_digest(presented, known) for known in self.operator_token_hashes)
 
 
 def deps_of(request: Request) -> ApiDeps:
@@ -47,14 +51,33 @@ def deps_of(request: Request) -> ApiDeps:
     return deps
 
 
-def require_operator(request: Request, authorization: str = Header(default="")) -> ApiDeps:
-    deps = deps_of(request)
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token or not deps.is_operator(token):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "operator bearer token required", {"WWW-Authenticate": "Bearer"}
+def auth_service(request: Request) -> AuthService:
+    """The app's AuthService: `app.state.auth` if the composition root set one, else one over
+    the registry's database that also accepts the configured operator tokens."""
+    auth: AuthService | None = getattr(request.app.state, "auth", None)
+    if auth is None:
+        deps = deps_of(request)
+        auth = deps.auth or AuthService(
+            AuthStore(deps.registry.store.engine), deps.clock, deps.operator_token_hashes
         )
-    return deps
+        request.app.state.auth = auth
+    return auth
+
+
+def permitted(permission: str) -> Callable[..., ApiDeps]:
+    """Route dependency: the caller holds `permission` (401/403 otherwise); returns ApiDeps."""
+    check = require(permission)
+
+    def dependency(request: Request, authorization: str = Header(default="")) -> ApiDeps:
+        auth = auth_service(request)
+        who = check(request, authorization)
+        if request.method != "GET":
+            auth.audit(
+                who.name, permission, f"{request.method} {request.url.path}", "allowed", {"role": who.role}
+            )
+        return deps_of(request)
+
+    return dependency
 
 
 def client_certificate(request: Request) -> bytes | None:

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel
 
-from cityedge.cloud.api.deps import ApiDeps, require_operator
+from cityedge.cloud.api.deps import ApiDeps, permitted
 from cityedge.cloud.registry import EnrollmentRefused, InventoryError
 
 __all__ = ["router"]
@@ -22,24 +22,23 @@ class TokenIssued(BaseModel):
 
 
 @router.get("")
-def list_devices(deps: ApiDeps = Depends(require_operator)) -> list[dict[str, Any]]:
+def list_devices(deps: ApiDeps = Depends(permitted("devices.read"))) -> list[dict[str, Any]]:
     return [d.as_dict() for d in deps.registry.store.devices()]
 
 
 @router.post("/import")
 async def import_inventory(
-    request: Request, dry_run: bool = False, deps: ApiDeps = Depends(require_operator)
+    request: Request, dry_run: bool = False, deps: ApiDeps = Depends(permitted("devices.write"))
 ) -> dict[str, Any]:
-    text = (await request.body()).decode("utf-8", errors="replace")
     try:
-        plan = deps.registry.import_inventory(text, "upload", deps.clock(), dry_run=dry_run)
+        plan = deps.registry.import_inventory(await request.body(), "upload", deps.clock(), dry_run=dry_run)
     except InventoryError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, {"problems": exc.problems}) from exc
     return plan.summary() | {"dry_run": dry_run}
 
 
 @router.post("/by-serial/{serial}/token")
-def issue_token(serial: str, deps: ApiDeps = Depends(require_operator)) -> TokenIssued:
+def issue_token(serial: str, deps: ApiDeps = Depends(permitted("devices.write"))) -> TokenIssued:
     try:
         token, expires = deps.registry.issue_token(serial, deps.clock())
     except EnrollmentRefused as exc:

@@ -23,15 +23,17 @@ class RenewRequest(BaseModel):
     csr: str
 
 
-class Credentials(BaseModel):
+class CertificateIssued(BaseModel):
+    """What enrollment and renewal return: the certificate, the chain to trust, its expiry."""
+
     device_id: str
     certificate: str
     chain: str
     not_after: str
 
 
-def _credentials(issued: Issued) -> Credentials:
-    return Credentials(
+def _response(issued: Issued) -> CertificateIssued:
+    return CertificateIssued(
         device_id=issued.device_id,
         certificate=issued.certificate_pem.decode(),
         chain=issued.chain_pem.decode(),
@@ -40,16 +42,16 @@ def _credentials(issued: Issued) -> Credentials:
 
 
 @router.post("/enroll")
-def enroll(body: EnrollRequest, deps: ApiDeps = Depends(deps_of)) -> Credentials:
+def enroll(body: EnrollRequest, deps: ApiDeps = Depends(deps_of)) -> CertificateIssued:
     try:
         issued = deps.registry.enroll(body.token, body.serial, body.csr.encode(), deps.clock())
     except EnrollmentRefused as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
-    return _credentials(issued)
+    return _response(issued)
 
 
 @router.post("/renew")
-def renew(body: RenewRequest, request: Request, deps: ApiDeps = Depends(deps_of)) -> Credentials:
+def renew(body: RenewRequest, request: Request, deps: ApiDeps = Depends(deps_of)) -> CertificateIssued:
     presented = client_certificate(request)
     if presented is None:
         raise HTTPException(
@@ -59,4 +61,4 @@ def renew(body: RenewRequest, request: Request, deps: ApiDeps = Depends(deps_of)
         issued = deps.registry.renew(presented, body.csr.encode(), deps.clock())
     except EnrollmentRefused as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
-    return _credentials(issued)
+    return _response(issued)

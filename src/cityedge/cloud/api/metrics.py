@@ -1,4 +1,5 @@
-"""Identity metrics, computed at scrape time: CRL freshness and certificate expiry.
+"""`GET /metrics` and the identity metrics, computed at scrape time: CRL freshness and
+certificate expiry (devices and services).
 
 `cityedge_crl_stale` is the alert input: 1 when the CRL is past nextUpdate (brokers then
 refuse every client) or missing; the API re-publishes well before that.
@@ -9,13 +10,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry
+from fastapi import APIRouter, Depends, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from cityedge.cloud.api.deps import ApiDeps, deps_of
 from cityedge.cloud.registry import Registry
 
-__all__ = ["IdentityCollector", "identity_registry"]
+__all__ = ["IdentityCollector", "identity_registry", "router"]
+
+router = APIRouter(tags=["metrics"])
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(deps: ApiDeps = Depends(deps_of)) -> Response:
+    # A route, not a mounted app: Prometheus scrapes /metrics and gets 200, not a 307 to /metrics/.
+    return Response(generate_latest(deps.metrics), media_type=CONTENT_TYPE_LATEST)
 
 
 class IdentityCollector(Collector):
@@ -45,6 +56,14 @@ class IdentityCollector(Collector):
         for device, days in sorted(newest.items()):
             certs.add_metric([device], days)
         yield certs
+        services = GaugeMetricFamily(
+            "cityedge_service_cert_days_left",
+            "Days left on each service's newest live certificate (renew with `cityedge ca renew`)",
+            labels=["service", "profile"],
+        )
+        for cert in status["services"]:
+            services.add_metric([cert["device_id"], cert["profile"]], cert["days_left"])
+        yield services
 
 
 def identity_registry(registry: Registry, clock: Callable[[], datetime]) -> CollectorRegistry:

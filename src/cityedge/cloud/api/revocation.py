@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, status
 
-from cityedge.cloud.api.deps import ApiDeps, require_operator
+from cityedge.cloud.api.deps import ApiDeps, permitted
 from cityedge.cloud.registry import EnrollmentRefused
 
 __all__ = ["router"]
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/v1/devices", tags=["revocation"])
 
 
 @router.post("/{device_id}/revoke")
-def revoke(device_id: str, deps: ApiDeps = Depends(require_operator)) -> dict[str, Any]:
+def revoke(device_id: str, deps: ApiDeps = Depends(permitted("devices.revoke"))) -> dict[str, Any]:
     try:
         serials = deps.registry.revoke(device_id, deps.clock())
     except EnrollmentRefused as exc:

@@ -8,7 +8,10 @@ handshake has completed, and the certificate chain verified, before `connection_
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,9 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["ApiServerConfig", "MtlsH11Protocol", "uvicorn_config"]
+from cityedge.protocol.errors import ConfigError
+
+__all__ = ["ApiServer", "ApiServerConfig", "MtlsH11Protocol", "bind", "uvicorn_config"]
 
 
 class MtlsH11Protocol(H11Protocol):
@@ -50,8 +55,15 @@ class ApiServerConfig:
     keyfile: Path
     client_cafile: Path  # the chain that device certificates verify against
 
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
 
 def uvicorn_config(app: Any, cfg: ApiServerConfig) -> uvicorn.Config:
+    for what, path in (("certificate", cfg.certfile), ("key", cfg.keyfile), ("CA chain", cfg.client_cafile)):
+        if not path.is_file():
+            raise ConfigError(f"api: the server {what} {path} does not exist")
     return uvicorn.Config(
         app,
         host=cfg.host,
@@ -64,3 +76,35 @@ def uvicorn_config(app: Any, cfg: ApiServerConfig) -> uvicorn.Config:
         log_level="warning",
         lifespan="off",
     )
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, or a sentence that says why the port cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        hint = (
+            " (another process listens there: stop it or choose another --port)"
+            if exc.errno == errno.EADDRINUSE
+            else ""
+        )
+        raise ConfigError(f"api: cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
+    sock.listen(128)
+    return sock
+
+
+class ApiServer(uvicorn.Server):
+    """Uvicorn on a socket bound up front; `on_started` runs once it accepts connections."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None] | None = None) -> None:
+        super().__init__(config)
+        self.on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.on_started is not None:
+            self.on_started()

@@ -3,19 +3,23 @@
 from cityedge.cloud.registry.inventory import (
     COLUMNS,
     ImportPlan,
-    InventoryError,
+    InventoryRow,
+    decode_inventory,
     parse_inventory,
     plan_import,
 )
-from cityedge.cloud.registry.service import EnrollmentRefused, Issued, Registry
+from cityedge.cloud.registry.service import Issued, Registry
+from cityedge.protocol.errors import EnrollmentRefused, InventoryError
 
 __all__ = [
     "COLUMNS",
     "EnrollmentRefused",
     "ImportPlan",
     "InventoryError",
+    "InventoryRow",
     "Issued",
     "Registry",
+    "decode_inventory",
     "parse_inventory",
     "plan_import",
 ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import ssl
 import threading
 from collections.abc import Callable, Sequence
@@ -21,19 +23,38 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from cityedge.protocol.errors import CityEdgeError
 
-__all__ = ["BrokerEndpoint", "DynsecRevoker", "kick_commands"]
+__all__ = ["DynsecEndpoint", "DynsecRevoker", "kick_commands", "pid_file_reload"]
 
 log = logging.getLogger(__name__)
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 
 
 @dataclass(frozen=True)
-class BrokerEndpoint:
+class DynsecEndpoint:
+    """A broker's dynamic-security control topic, reached as the `revoker` service identity."""
+
     host: str
     port: int
     cafile: Path
     certfile: Path
     keyfile: Path
+
+
+def pid_file_reload(pid_file: Path) -> Callable[[], None]:
+    """SIGHUP the broker whose pid Mosquitto wrote to `pid_file` (read at each reload)."""
+
+    def reload() -> None:
+        try:
+            pid = int(pid_file.read_text().strip())
+            os.kill(pid, signal.SIGHUP)
+        except (OSError, ValueError) as exc:
+            raise CityEdgeError(
+                f"cannot reload the broker through {pid_file}: {exc} (is Mosquitto running with "
+                f"`pid_file {pid_file}` in its config?)"
+            ) from None
+        log.info("reloaded the broker (pid %s from %s)", pid, pid_file)
+
+    return reload
 
 
 def kick_commands(username: str) -> dict[str, Any]:
@@ -48,7 +69,7 @@ class DynsecRevoker:
 
     def __init__(
         self,
-        brokers: Sequence[BrokerEndpoint],
+        brokers: Sequence[DynsecEndpoint],
         reload: Callable[[], None] | None = None,
         timeout: float = 10.0,
     ) -> None:
@@ -62,7 +83,7 @@ class DynsecRevoker:
         for broker in self.brokers:
             self._kick(broker, device_id)
 
-    def _kick(self, broker: BrokerEndpoint, username: str) -> None:
+    def _kick(self, broker: DynsecEndpoint, username: str) -> None:
         done = threading.Event()
         client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         ctx = ssl.create_default_context(cafile=str(broker.cafile))

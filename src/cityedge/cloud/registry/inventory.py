@@ -1,7 +1,8 @@
 """Inventory CSV: parse and validate every row (line-numbered errors), then plan an import.
 
-Pure: text in, rows or a ConfigError listing every problem out; `plan_import` compares rows
-with what the registry holds and says what an import would add and change, or why it cannot.
+Pure: bytes or text in, rows or an InventoryError listing every problem (each with its line)
+out; `plan_import` compares rows with what the registry holds and says what an import would
+add and change, or why it cannot.
 """
 
 from __future__ import annotations
@@ -15,23 +16,42 @@ from dataclasses import dataclass, field
 
 from cityedge.cloud.store.registry import DeviceRecord
 from cityedge.pki.profile import DEVICE_ID_PATTERN
-from cityedge.protocol.errors import ConfigError
+from cityedge.protocol.errors import InventoryError
 
-__all__ = ["COLUMNS", "ImportPlan", "InventoryError", "parse_inventory", "plan_import"]
+__all__ = [
+    "COLUMNS",
+    "ImportPlan",
+    "InventoryError",
+    "InventoryRow",
+    "decode_inventory",
+    "parse_inventory",
+    "plan_import",
+]
 
 COLUMNS = ("device_id", "serial", "model", "ip", "mac", "sim")
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _UNIQUE = ("device_id", "serial", "mac")
 
 
-class InventoryError(ConfigError):
-    """An inventory file with problems; `problems` holds one line-numbered message each."""
+@dataclass(frozen=True)
+class InventoryRow(DeviceRecord):
+    """A device as read from the file, with the line it came from (for later errors)."""
 
-    def __init__(self, source: str, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        super().__init__(
-            f"{source}: {len(problems)} problem(s), nothing imported:\n  " + "\n  ".join(problems)
+    line: int = field(default=0, compare=False)
+
+
+def decode_inventory(data: bytes, source: str) -> str:
+    """The file's text (UTF-8, with or without a BOM); a bad byte is named by line and column."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        problem = (
+            f"{source}:{line}: byte 0x{data[exc.start]:02x} at column {exc.start - start + 1} is not "
+            "UTF-8; save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`)"
         )
+        raise InventoryError(source, [problem]) from None
 
 
 @dataclass(frozen=True)
@@ -63,10 +83,10 @@ def _row_problems(row: Mapping[str, str], where: str) -> list[str]:
     return problems
 
 
-def _record(row: Mapping[str, str], extras: Sequence[str]) -> DeviceRecord:
+def _record(row: Mapping[str, str], extras: Sequence[str], line: int) -> InventoryRow:
     attrs = {name: row[name] for name in extras}
-    return DeviceRecord(
-        row["device_id"], row["serial"], row["model"], row["ip"], row["mac"], row["sim"], attrs
+    return InventoryRow(
+        row["device_id"], row["serial"], row["model"], row["ip"], row["mac"], row["sim"], attrs, line
     )
 
 
@@ -80,15 +100,27 @@ def _header_problems(header: Sequence[str] | None, source: str) -> list[str]:
     ] * bool(dupes)
 
 
-def parse_inventory(text: str, source: str = "inventory") -> list[DeviceRecord]:
+def _duplicates(row: Mapping[str, str], seen: dict[str, dict[str, int]], where: str, line: int) -> list[str]:
+    """Values of the unique columns seen on an earlier line (and remember this line's)."""
+    problems = []
+    for col in _UNIQUE:
+        if row[col] and (first := seen[col].get(row[col])) is not None:
+            problems.append(f"{where}: duplicate {col} {row[col]!r} (first on line {first})")
+        seen[col].setdefault(row[col], line)
+    return problems
+
+
+def parse_inventory(text: str | bytes, source: str = "inventory") -> list[InventoryRow]:
     """Every row as a device, or InventoryError naming each bad line."""
+    if isinstance(text, bytes):
+        text = decode_inventory(text, source)
     reader = csv.DictReader(io.StringIO(text), restkey="\0extra", restval=None)
     header = [h.strip() for h in reader.fieldnames or []]
     if problems := _header_problems(header, source):
         raise InventoryError(source, problems)
     reader.fieldnames = header
     extras = [h for h in header if h not in COLUMNS]
-    rows: list[DeviceRecord] = []
+    rows: list[InventoryRow] = []
     problems = []
     seen: dict[str, dict[str, int]] = {col: {} for col in _UNIQUE}
     for raw in reader:
@@ -98,12 +130,8 @@ def parse_inventory(text: str, source: str = "inventory") -> list[DeviceRecord]:
             continue
         row = {k: (v or "").strip() for k, v in raw.items()}
         row["mac"] = row["mac"].lower()
-        problems += _row_problems(row, where)
-        for col in _UNIQUE:
-            if row[col] and (first := seen[col].get(row[col])) is not None:
-                problems.append(f"{where}: duplicate {col} {row[col]!r} (first on line {first})")
-            seen[col].setdefault(row[col], reader.line_num)
-        rows.append(_record(row, extras))
+        problems += _row_problems(row, where) + _duplicates(row, seen, where, reader.line_num)
+        rows.append(_record(row, extras, reader.line_num))
     if problems:
         raise InventoryError(source, problems)
     return rows
@@ -122,10 +150,14 @@ def plan_import(existing: Sequence[DeviceRecord], rows: Sequence[DeviceRecord], 
     }
     plan, problems = ImportPlan(), []
     for row in rows:
+        where = f"{source}:{row.line}" if isinstance(row, InventoryRow) and row.line else source
         for col in ("serial", "mac"):
             holder = owner.get((col, getattr(row, col)))
             if holder is not None and holder != row.device_id:
-                problems.append(f"{source}: {row.device_id}: {col} {getattr(row, col)!r} belongs to {holder}")
+                problems.append(
+                    f"{where}: {col} {getattr(row, col)!r} belongs to {holder} in the registry, not to "
+                    f"{row.device_id} (change that device first, or correct this row)"
+                )
         old = by_id.get(row.device_id)
         if old is None:
             plan.added.append(row)

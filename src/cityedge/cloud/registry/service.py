@@ -1,7 +1,9 @@
 """The registry service: inventory import, bootstrap tokens, enrollment, renewal, revocation.
 
 It joins the store (what exists), the issuing CA (what to sign) and the broker hook (cut a
-revoked session). Every refusal is an `EnrollmentRefused` whose message says why.
+revoked session). Every refusal is an `EnrollmentRefused` whose message says why. Service
+certificates (brokers, the API, ingest, the revoker) are signed and recorded here too, so
+`ca status` lists them by expiry beside the devices.
 """
 
 from __future__ import annotations
@@ -33,15 +35,12 @@ from cityedge.pki import (
 )
 from cityedge.pki.ca import DEFAULT_DEVICE_LIFETIME
 from cityedge.pki.crl import DEFAULT_CRL_VALIDITY, CrlFreshness
-from cityedge.protocol.errors import PkiError
+from cityedge.pki.profile import CertProfile
+from cityedge.protocol.errors import EnrollmentRefused, PkiError
 
 __all__ = ["EnrollmentRefused", "Issued", "Registry"]
 
 log = logging.getLogger(__name__)
-
-
-class EnrollmentRefused(PkiError):
-    """An enrollment or renewal the registry will not serve; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,9 @@ class Registry:
         return self._ca
 
     # -- inventory ---------------------------------------------------------------------------
-    def import_inventory(self, text: str, source: str, now: datetime, *, dry_run: bool = False) -> ImportPlan:
+    def import_inventory(
+        self, text: str | bytes, source: str, now: datetime, *, dry_run: bool = False
+    ) -> ImportPlan:
         plan = plan_import(self.store.devices(), parse_inventory(text, source), source)
         if not dry_run and (plan.added or plan.changed):
             self.store.apply_import(plan.added, plan.changed, now)
@@ -142,6 +143,27 @@ class Registry:
         except PkiError as exc:
             raise EnrollmentRefused(str(exc)) from exc
 
+    def sign_service(
+        self,
+        csr_pem: bytes,
+        profile: CertProfile,
+        name: str,
+        sans: tuple[str, ...],
+        now: datetime,
+        lifetime: timedelta,
+    ) -> Issued:
+        """Sign a service's CSR with its profile's key usages and record it for `ca status`."""
+        cert = self.ca.sign_csr(
+            load_csr(csr_pem), profile, now=now, lifetime=lifetime, sans=sans, expected_id=name
+        )
+        self.store.record_certificate(_row(cert, now, "service", profile.name))
+        return self._issued(cert)
+
+    def certificate_profile(self, cert: x509.Certificate) -> str | None:
+        """The profile this registry recorded for `cert`, or None when it never issued it."""
+        row = self.store.certificate(serial_hex(cert))
+        return row.profile if row is not None else None
+
     def _issued(self, cert: x509.Certificate) -> Issued:
         pem = cert.public_bytes(serialization.Encoding.PEM)
         return Issued(certificate_id(cert), pem, self.layout.chain.read_bytes(), cert.not_valid_after_utc)
@@ -176,13 +198,15 @@ class Registry:
             return None
 
     def ca_status(self, now: datetime) -> dict[str, Any]:
+        """Live device and service certificates by expiry, expired and revoked ones, the CRL."""
         certs = self.store.certificates()
         live = [c for c in certs if c.revoked_at is None and c.not_after > now]
         state = crl_state(self._crl(), now)
         return {
             "issuing_ca": self.ca.cert.subject.rfc4514_string(),
             "issuing_ca_not_after": self.ca.cert.not_valid_after_utc.isoformat(),
-            "certificates": [_cert_view(c, now) for c in live],
+            "certificates": [_cert_view(c, now) for c in live if c.profile == "device"],
+            "services": [_cert_view(c, now) for c in live if c.profile != "device"],
             "expired": [_cert_view(c, now) for c in certs if c.revoked_at is None and c.not_after <= now],
             "revoked": [_cert_view(c, now) for c in certs if c.revoked_at is not None],
             "crl": {
@@ -195,7 +219,7 @@ class Registry:
         }
 
 
-def _row(cert: x509.Certificate, now: datetime, via: str) -> CertificateRow:
+def _row(cert: x509.Certificate, now: datetime, via: str, profile: str = "device") -> CertificateRow:
     return CertificateRow(
         serial_hex(cert),
         certificate_id(cert),
@@ -204,6 +228,7 @@ def _row(cert: x509.Certificate, now: datetime, via: str) -> CertificateRow:
         now,
         via,
         None,
+        profile,
     )
 
 
@@ -212,6 +237,7 @@ def _cert_view(row: CertificateRow, now: datetime) -> dict[str, Any]:
     return {
         "serial": row.serial,
         "device_id": row.device_id,
+        "profile": row.profile,
         "not_after": row.not_after.isoformat(),
         "days_left": round(left, 2),
         "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,

@@ -76,6 +76,7 @@ certificates = Table(
     Column("issued_at", DateTime(timezone=True), nullable=False),
     Column("via", String(16), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("profile", String(16), nullable=False, server_default="device"),
     Index(None, "device_id"),
     Index(None, "not_after"),
 )
@@ -114,6 +115,7 @@ class CertificateRow:
     issued_at: datetime
     via: str
     revoked_at: datetime | None
+    profile: str = "device"  # or a service profile: broker, api, ingest, revoker, dashboard
 
 
 def _utc(value: datetime) -> datetime:
@@ -134,12 +136,12 @@ def _device(row: Any) -> DeviceRecord:
 def _cert(row: Any) -> CertificateRow:
     return CertificateRow(
         row.serial, row.device_id, _utc(row.not_before), _utc(row.not_after), _utc(row.issued_at), row.via,
-        _utc_or_none(row.revoked_at),
+        _utc_or_none(row.revoked_at), row.profile,
     )  # fmt: skip
 
 
 class RegistryStore:
-    """Queries over the registry tables; the schema comes from migration 0002_registry."""
+    """Queries over the registry tables; the schema comes from migrations 0002_registry and 0004_operator."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

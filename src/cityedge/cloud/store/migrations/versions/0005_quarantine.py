@@ -1,7 +1,7 @@
 """Quarantine: what ingest could not store, kept raw with its reason (replaces `rejections`).
 
 Revision ID: 0005_quarantine
-Revises: 0002_registry
+Revises: 0004_operator
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_quarantine"
-down_revision = "0002_registry"
+down_revision = "0004_operator"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,82 @@
+"""Releases: list them, publish a bundle on a channel, promote a version (audited)."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+
+from cityedge.cloud.api.ota_state import OtaState, ota_of
+from cityedge.cloud.auth.http import require
+from cityedge.cloud.auth.service import Principal
+from cityedge.cloud.releases.bundle import inspect
+from cityedge.cloud.releases.channels import listing, promote, publish
+from cityedge.cloud.releases.repository import ReleaseRepository
+from cityedge.protocol.errors import ReleaseError
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/releases", tags=["releases"])
+MAX_BUNDLE_BYTES = 2 * 1024**3
+
+
+@router.get("")
+def list_releases(
+    _: Principal = Depends(require("releases.read")), ota: OtaState = Depends(ota_of)
+) -> list[dict[str, Any]]:
+    return [item.as_dict() for item in listing(ReleaseRepository(ota.repo_dir, datetime.now(UTC)))]
+
+
+@router.post("")
+async def publish_bundle(
+    request: Request,
+    channel: str = "canary",
+    who: Principal = Depends(require("releases.publish")),
+    ota: OtaState = Depends(ota_of),
+) -> dict[str, Any]:
+    if channel == "stable":
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "stable needs release-manager keys: use `cityedge release promote`"
+        )
+    body = await request.body()
+    if len(body) > MAX_BUNDLE_BYTES:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "bundle too large")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bundle.tar"
+        path.write_bytes(body)
+        try:
+            bundle = inspect(path)
+            repo = ReleaseRepository.online(ota.repo_dir, ota.clock())
+            with repo.locked():
+                listed = publish(repo, bundle, channel)
+        except ReleaseError as exc:
+            ota.auth.audit(who.name, "release.publish", channel, "failed", {"error": str(exc)})
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    ota.auth.audit(
+        who.name, "release.publish", listed.version, "ok", {"channel": channel, "sha256": listed.sha256}
+    )
+    return listed.as_dict()
+
+
+@router.post("/{version}/promote")
+def promote_release(
+    version: str,
+    to: str,
+    who: Principal = Depends(require("releases.promote")),
+    ota: OtaState = Depends(ota_of),
+) -> dict[str, Any]:
+    if to == "stable":
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "stable needs release-manager keys: use `cityedge release promote`"
+        )
+    try:
+        repo = ReleaseRepository.online(ota.repo_dir, ota.clock())
+        with repo.locked():
+            listed = promote(repo, version, to)
+    except ReleaseError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    ota.auth.audit(who.name, "release.promote", version, "ok", {"to": to, "sha256": listed.sha256})
+    return listed.as_dict()

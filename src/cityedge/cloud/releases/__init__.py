@@ -1,0 +1,1 @@
+"""Releases in the control plane: the TUF repository, channels, bundles and rollout policy."""
