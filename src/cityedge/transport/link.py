@@ -56,6 +56,7 @@ class MqttLink:
         self.session: Session | None = None
         self.callback_errors = 0
         self.connects = 0
+        self.attempts = 0
         self._stop = threading.Event()
         self._drop = threading.Event()  # the current connection must end (lost, or asked for)
         self._hold_s = 0.0
@@ -86,6 +87,7 @@ class MqttLink:
         """End the current connection and connect again `after_s` later (e.g. new credentials,
         or a local bus that must let its broker redeliver once there is room)."""
         self._hold_s = max(self._hold_s, after_s)
+        self._reported = None  # new credentials or a deliberate pause: whatever comes next is news
         self._drop.set()
 
     def wait_connected(self, timeout: float) -> bool:
@@ -112,6 +114,7 @@ class MqttLink:
     def _one_connection(self) -> bool:
         """Connect, serve until the connection ends; True when it got connected."""
         s = self.settings
+        self.attempts += 1
         self._drop.clear()
         self._connack.clear()
         self._connack_reason, self._last_error = None, ""
@@ -216,7 +219,11 @@ class MqttLink:
         self._drop.set()
 
     def _on_log(self, _c: mqtt.Client, _u: Any, level: int, text: str) -> None:
-        if level in (mqtt.MQTT_LOG_ERR, mqtt.MQTT_LOG_WARNING):
+        # Keep the most telling error of this attempt: a TLS refusal (revoked, expired, ...)
+        # is not to be overwritten by the "not connected" that paho logs after it.
+        if level in (mqtt.MQTT_LOG_ERR, mqtt.MQTT_LOG_WARNING) and (
+            not self._last_error or classify_tls_failure(self._last_error) is None
+        ):
             self._last_error = text
 
     # -- outcomes --------------------------------------------------------------------------------------
@@ -252,6 +259,11 @@ class MqttLink:
             )
             return
         self._metrics.failures.labels(s.name, "no_connack").inc()
+        if self._reported and self._reported[0].startswith("tls:"):
+            # The same refusal, only heard less clearly this time (a reset before the alert
+            # could be read): not news, and not a reason to try another protocol version.
+            # It stays the state until something else is heard (or new credentials come).
+            return
         previous = self.version
         self.version = next_version(s.protocol, self.version, self._connected_once)
         switch = f"; trying MQTT {self.version}" if self.version != previous else ""
