@@ -46,10 +46,15 @@ class UplinkConfig(BrokerEndpoint):
     backoff_base_s: float = Field(0.5, gt=0)
     backoff_cap_s: float = Field(60.0, gt=0)
     session_expiry_s: int = Field(7 * 24 * 3600, ge=0)
-    # A record the broker took waits this long for the cloud store's acknowledgement before it
-    # goes again; the wait doubles for each timeout in a row, up to the cap.
-    store_ack_timeout_s: float = Field(30.0, gt=0)
-    store_ack_timeout_cap_s: float = Field(600.0, gt=0)
+    store_ack_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="how long a record the broker took waits for the cloud store's acknowledgement before "
+        "it is sent again (the wait doubles for each timeout in a row, jittered)",
+    )
+    store_ack_timeout_cap_s: float = Field(
+        600.0, gt=0, description="the longest that wait grows to while the store stays silent"
+    )
 
     @model_validator(mode="after")
     def _caps_not_below_bases(self) -> UplinkConfig:
@@ -68,10 +73,14 @@ class UplinkConfig(BrokerEndpoint):
 class LocalBusConfig(BrokerEndpoint):
     client_id: str = "cityedge-agent"
     sensor_filter: str = "ce/local/v1/sensors/+/+"
-    # A sensor message without an id gets one at the node, so a resend of it is stored twice
-    # (and one held only by the local broker is lost in a power cut): true refuses such messages.
-    require_sensor_id: bool = False
-    backoff_cap_s: float = Field(10.0, gt=0)
+    require_sensor_id: bool = Field(
+        False,
+        description="refuse (quarantine, reason no_id) sensor messages without an id; otherwise the node "
+        "gives them one, and a resend of such a message is stored twice (docs/sensors.md)",
+    )
+    backoff_cap_s: float = Field(
+        10.0, gt=0, description="the longest wait between attempts to reach the node's broker"
+    )
 
 
 class StreamPolicyConfig(_Strict):
