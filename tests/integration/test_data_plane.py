@@ -150,8 +150,10 @@ def test_local_broker_restart_loses_and_duplicates_nothing(stack: Stack) -> None
     local = stack.start_local_broker()
     stack.ingest()
     agent = stack.agent(NODE, local_bus=stack.local_bus())
+    # A plain sensor's readings are only as safe as the node broker's memory: published before
+    # the agent ever subscribed, they match no one and are dropped (the sensor client resends).
+    wait_until(lambda: "localbus: subscribed" in agent.tail(), 30, "the agent to subscribe on its broker")
     sensor = SensorPublisher(stack, 600)
-    time.sleep(1.0)
     sensor.start()
     time.sleep(1.0)
     local.restart(down_for=0.5)
