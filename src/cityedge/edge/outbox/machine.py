@@ -103,7 +103,8 @@ class OutboxCore:
         self.drops: Counter[tuple[str, str]] = Counter()
         self._expiry: list[tuple[float, str, int]] = []  # heap of (expires_at, stream, seq)
         self._scheduler = FairScheduler()
-        self.usage = Usage(0, 0)
+        self._records = 0  # what the whole outbox holds (every stream, every state)
+        self._bytes = 0
 
     # -- building ------------------------------------------------------------------------------
     def restore(
@@ -135,6 +136,10 @@ class OutboxCore:
                 prev.duplicates,
                 prev.resent,
             )
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(self._records, self._bytes)
 
     def stream(self, name: str) -> StreamState:
         s = self.streams.get(name)
@@ -174,7 +179,7 @@ class OutboxCore:
         s.last_seq += 1
         s.index.add(s.last_seq, size, now)
         s.appended += 1
-        self.usage = Usage(self.usage.records + 1, self.usage.bytes + size)
+        self._records, self._bytes = self._records + 1, self._bytes + size
         expiry = expires_at(now, policy, ttl_s)
         if expiry is not None:
             heapq.heappush(self._expiry, (expiry, stream, s.last_seq))
@@ -340,10 +345,11 @@ class OutboxCore:
         s.inflight.discard(seq)
         s.sent.pop(seq, None)
         s.sent_at.pop(seq, None)
-        self.usage = Usage(self.usage.records - 1, self.usage.bytes - size)
+        self._records, self._bytes = self._records - 1, self._bytes - size
 
     def _recount(self) -> None:
         streams = self.streams.values()
-        self.usage = Usage(sum(s.index.records for s in streams), sum(s.index.bytes for s in streams))
+        self._records = sum(s.index.records for s in streams)
+        self._bytes = sum(s.index.bytes for s in streams)
         for s in streams:
             s.scan_from = 0

@@ -16,12 +16,14 @@ from typing import Final
 
 from cityedge.edge.outbox.machine import StoredRow
 from cityedge.edge.outbox.storage import Loaded, NewRow, QuarantineEntry
+from cityedge.protocol.acks import seq_ranges
 from cityedge.protocol.errors import OutboxError
 
 __all__ = ["DiskFullError", "SqliteStore"]
 
 SCHEMA_VERSION: Final = 3
 _IN_CHUNK: Final = 500  # well under SQLite's bound-parameter limit
+_PRUNE_EVERY_S: Final = 60.0
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS records (
@@ -84,6 +86,7 @@ class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.name = str(path)
+        self._pruned_at = float("-inf")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -201,20 +204,21 @@ class SqliteStore:
     def delete_stored(self, stream: str, seqs: Sequence[int], now: float, keep: tuple[float, int]) -> None:
         """The store has them: delete, and remember their ids for `keep` = (seconds, at most)."""
         with self._transaction(relaxed=True):
-            for chunk in _chunks(seqs):
-                marks = ",".join("?" * len(chunk))
+            for low, high in seq_ranges(seqs):  # acknowledgements come as ranges: so do deletes
                 gone = self._db.execute(
-                    f"DELETE FROM records WHERE stream = ? AND seq IN ({marks}) RETURNING id",  # noqa: S608
-                    (stream, *chunk),
+                    "DELETE FROM records WHERE stream = ? AND seq BETWEEN ? AND ? RETURNING id",
+                    (stream, low, high),
                 ).fetchall()
                 self._db.executemany(
                     "INSERT OR REPLACE INTO acked (id, at) VALUES (?, ?)", ((g[0], now) for g in gone)
                 )
-            self._db.execute("DELETE FROM acked WHERE at < ?", (now - keep[0],))
-            self._db.execute(
-                "DELETE FROM acked WHERE at < (SELECT at FROM acked ORDER BY at DESC LIMIT 1 OFFSET ?)",
-                (keep[1],),
-            )
+            if now - self._pruned_at >= _PRUNE_EVERY_S:  # the count query walks the index: not per ack
+                self._pruned_at = now
+                self._db.execute("DELETE FROM acked WHERE at < ?", (now - keep[0],))
+                self._db.execute(
+                    "DELETE FROM acked WHERE at < (SELECT at FROM acked ORDER BY at DESC LIMIT 1 OFFSET ?)",
+                    (keep[1],),
+                )
 
     def quarantine(self, entry: QuarantineEntry, keep: int) -> None:
         with self._transaction():
