@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import pg_schema
+from tests.support.cloud import pg_schema
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

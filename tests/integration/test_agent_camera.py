@@ -12,11 +12,11 @@ import pytest
 
 from cityedge.edge.app import EdgeAgent
 from cityedge.edge.config import EdgeConfig
-from cityedge.edge.mqtt import make_client
 from cityedge.edge.outbox import Outbox
 from cityedge.protocol.codec import decode_envelope
 from cityedge.sim.brokers import MosquittoProcess, free_port
 from cityedge.sim.scene import Injected, Scenario, scene_zones, write_video
+from cityedge.transport import make_client
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.slow]
 

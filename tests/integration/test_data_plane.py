@@ -1,6 +1,7 @@
 """End to end: records made on a node reach the cloud store exactly once, in order per stream,
 through link cuts, broker restarts, an agent SIGKILLed mid-batch, ingest killed between
-commit and ack, and a local broker restart. Real Mosquitto (mTLS), both store backends.
+commit and ack, and a local broker restart. Real Mosquitto with the configs `cityedge broker
+config` renders (mTLS, CRL, ACLs), both store backends.
 """
 
 from __future__ import annotations
@@ -15,21 +16,24 @@ import msgspec
 import pytest
 
 from cityedge.cloud.store import RecordStore
-from cityedge.edge.mqtt import make_client, tls_context
-from cityedge.edge.outbox import Outbox
 from cityedge.protocol.topics import local_sensor_topic
+from cityedge.transport import TlsFiles, client_tls_context, make_client
 
 from ..support.databases import fresh_database
-from ..support.stack import Proc, Stack, wait_until
+from ..support.e2e import assert_exactly_once, finish, settle, synthetic
+from ..support.stack import NODE, Stack, tls_dict, wait_until
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.slow]
 
-NODE = "edge-node-001"
-
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
-    with fresh_database(request.param, tmp_path) as url:
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def stack(backend: str, tmp_path: Path) -> Iterator[Stack]:
+    with fresh_database(backend, tmp_path) as url:
         s = Stack(tmp_path, url)
         try:
             yield s
@@ -37,63 +41,14 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
             s.close()
 
 
-def synthetic(limit: int, rate: float) -> dict[str, object]:
-    return {"synthetic": {"telemetry_per_s": rate, "incidents_per_min": rate * 6, "limit": limit}}
-
-
-def settle(stack: Stack, at_least: int, timeout: float = 60.0) -> None:
-    """Wait until the store has at least `at_least` records and stopped growing."""
-    store = RecordStore.open(stack.db_url)
-    try:
-        last, stable_since = -1, time.monotonic()
-
-        def settled() -> bool:
-            nonlocal last, stable_since
-            n = store.counts().get("total", 0)
-            if n != last:
-                last, stable_since = n, time.monotonic()
-            return n >= at_least and time.monotonic() - stable_since > 2.0
-
+@pytest.fixture
+def replicas_stack(backend: str, tmp_path: Path) -> Iterator[Stack]:
+    with fresh_database(backend, tmp_path) as url:
+        s = Stack(tmp_path, url, ingest_names=("ingest-a", "ingest-b"))
         try:
-            wait_until(settled, timeout, f"the store to settle at >= {at_least} records")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; it has {last}") from None
-    finally:
-        store.close()
-
-
-def assert_exactly_once(stack: Stack, agent_dir: Path, *, arrival_order: bool = True) -> dict[str, int]:
-    """Every committed record stored once, none missing; with one ingest replica, arrival
-    order is seq order per stream (replicas commit concurrently, so then only seq orders)."""
-    ob = Outbox.open(agent_dir / "outbox.db")
-    try:
-        stats = ob.stats()
-    finally:
-        ob.close()
-    assert stats.total_pending == 0, f"records left on the node: {stats}"
-    store = RecordStore.open(stack.db_url)
-    try:
-        records = store.records(node=NODE)
-    finally:
-        store.close()
-    by_stream: dict[str, list[int]] = {}
-    for r in records:
-        by_stream.setdefault(r.stream, []).append(r.seq)
-    committed = {name: s.last_seq for name, s in stats.streams.items() if s.last_seq}
-    assert set(by_stream) == set(committed)
-    for stream, last_seq in committed.items():
-        seqs = by_stream[stream] if arrival_order else sorted(by_stream[stream])
-        assert seqs == list(range(1, last_seq + 1)), (
-            f"{stream}: stored seqs are not exactly 1..{last_seq} in order"
-        )
-    assert len({r.id for r in records}) == len(records)
-    return {s: len(v) for s, v in by_stream.items()}
-
-
-def finish(stack: Stack, agent: Proc, at_least: int, *, arrival_order: bool = True) -> dict[str, int]:
-    settle(stack, at_least)
-    agent.stop()
-    return assert_exactly_once(stack, stack.tmp / NODE, arrival_order=arrival_order)
+            yield s
+        finally:
+            s.close()
 
 
 def test_link_cut_and_restored_repeatedly_loses_and_duplicates_nothing(stack: Stack) -> None:
@@ -109,8 +64,9 @@ def test_link_cut_and_restored_repeatedly_loses_and_duplicates_nothing(stack: St
 
 
 def test_two_ingest_replicas_on_a_shared_subscription_split_the_load_and_store_everything_once(
-    stack: Stack,
+    replicas_stack: Stack,
 ) -> None:
+    stack = replicas_stack
     stack.ingest(name="ingest-a", share_group="ingest")
     stack.ingest(name="ingest-b", share_group="ingest")
     agent = stack.agent(NODE, **synthetic(limit=1500, rate=500))
@@ -169,7 +125,7 @@ class SensorPublisher(threading.Thread):
         i = 0
         while i < self.count:
             client = make_client("sensor-1", "5", persistent=False)
-            client.tls_set_context(tls_context(ident.ca_path, ident.cert_path, ident.key_path))
+            client.tls_set_context(client_tls_context(TlsFiles(**tls_dict(ident))))
             try:
                 client.connect("127.0.0.1", port)
                 client.loop_start()
@@ -193,22 +149,11 @@ class SensorPublisher(threading.Thread):
 def test_local_broker_restart_loses_and_duplicates_nothing(stack: Stack) -> None:
     local = stack.start_local_broker()
     stack.ingest()
-    agent_ident = stack.identity("cityedge-agent")
-    agent = stack.agent(
-        NODE,
-        local_bus={
-            "host": "127.0.0.1",
-            "port": local.port,
-            "client_id": "cityedge-agent",
-            "tls": {
-                "cafile": str(agent_ident.ca_path),
-                "certfile": str(agent_ident.cert_path),
-                "keyfile": str(agent_ident.key_path),
-            },
-        },
-    )
+    agent = stack.agent(NODE, local_bus=stack.local_bus())
+    # A plain sensor's readings are only as safe as the node broker's memory: published before
+    # the agent ever subscribed, they match no one and are dropped (the sensor client resends).
+    wait_until(lambda: "localbus: subscribed" in agent.tail(), 30, "the agent to subscribe on its broker")
     sensor = SensorPublisher(stack, 600)
-    time.sleep(1.0)
     sensor.start()
     time.sleep(1.0)
     local.restart(down_for=0.5)

@@ -24,9 +24,8 @@ import yaml
 from cityedge.cloud.store import RecordStore
 from cityedge.deploy.mosquitto import MosquittoConfig
 from cityedge.edge.app import OutboxSink
-from cityedge.edge.config import TlsFiles, UplinkConfig
-from cityedge.edge.mqtt import make_client, tls_context
-from cityedge.edge.outbox import Outbox
+from cityedge.edge.config import UplinkConfig
+from cityedge.edge.outbox import GroupCommitter, Outbox
 from cityedge.edge.uplink import Uplink
 from cityedge.pki import CertificateAuthority, IssuedIdentity
 from cityedge.protocol.codec import encode_batch, encode_envelope
@@ -35,6 +34,7 @@ from cityedge.protocol.ids import uuid7
 from cityedge.protocol.topics import up_topic
 from cityedge.sim.brokers import MosquittoProcess, free_port
 from cityedge.sim.proxy import TcpProxy
+from cityedge.transport import TlsFiles, client_tls_context, make_client
 
 __all__ = ["run_uplink_bench"]
 
@@ -113,7 +113,7 @@ def _baseline(env: _Env, n: int) -> float:
     """Raw paho: one small record per QoS 1 publish, wait for all PUBACKs."""
     ident = env.identity("bench-baseline")
     client = make_client("bench-baseline", "5", persistent=False)
-    client.tls_set_context(tls_context(ident.ca_path, ident.cert_path, ident.key_path))
+    client.tls_set_context(client_tls_context(_tls(ident)))
     done = threading.Event()
     acked = 0
 
@@ -143,11 +143,15 @@ def _baseline(env: _Env, n: int) -> float:
     return n / elapsed
 
 
+def _tls(ident: IssuedIdentity) -> TlsFiles:
+    return TlsFiles(cafile=ident.ca_path, certfile=ident.cert_path, keyfile=ident.key_path)
+
+
 def _wait_empty(outbox: Outbox, timeout: float) -> float:
+    """Until the cloud store has acknowledged every record (the outbox is empty)."""
     start = time.perf_counter()
     while time.perf_counter() - start < timeout:
-        s = outbox.stats()
-        if s.total_pending == 0 and s.total_inflight == 0:
+        if outbox.stats().total_records == 0:
             break
         time.sleep(0.002)
     return time.perf_counter() - start
@@ -160,12 +164,13 @@ def _uplink_run(env: _Env, run: int, n: int, backlog: int, rate: float, seconds:
     cfg = UplinkConfig(
         host="127.0.0.1",
         port=env.proxy.port,
-        tls=TlsFiles(cafile=ident.ca_path, certfile=ident.cert_path, keyfile=ident.key_path),
+        tls=_tls(ident),
         backoff_base_s=0.05,
         backoff_cap_s=0.5,
     )
     uplink = Uplink(cfg, node, DISTRICT, outbox).start()
-    sink = OutboxSink(outbox, node, {"agent": "bench"}, uplink)
+    group = GroupCommitter(outbox).start()
+    sink = OutboxSink(outbox, group, node, {"agent": "bench"})
     try:
         deadline = time.monotonic() + 10
         while not uplink.connected and time.monotonic() < deadline:
@@ -175,10 +180,11 @@ def _uplink_run(env: _Env, run: int, n: int, backlog: int, rate: float, seconds:
         start = time.perf_counter()
         for i in range(0, n, 200):
             outbox.append_many(envs[i : i + 200])
-            uplink.notify()
         _wait_empty(outbox, 120)
         records_per_s = n / (time.perf_counter() - start)
-        # Latency at a moderate rate: source timestamp -> store commit.
+        # Latency at a moderate rate: source timestamp -> store commit, and commit on the node ->
+        # deletion after the store's acknowledgement.
+        outbox.delivery_delays.clear()
         t0 = datetime.now(UTC)
         interval = 1.0 / rate
         next_at = time.perf_counter()
@@ -186,6 +192,8 @@ def _uplink_run(env: _Env, run: int, n: int, backlog: int, rate: float, seconds:
             next_at += interval
             time.sleep(max(0.0, next_at - time.perf_counter()))
             sink.emit("events", "incident.bench", {"n": i}, datetime.now(UTC))
+        _wait_empty(outbox, 60)
+        store_ack = list(outbox.delivery_delays)
         # Drain: a backlog made while the link is down, then the link comes back.
         env.proxy.cut()
         envs = [_envelope(node, "telemetry", i) for i in range(backlog)]
@@ -193,15 +201,16 @@ def _uplink_run(env: _Env, run: int, n: int, backlog: int, rate: float, seconds:
             outbox.append_many(envs[i : i + 500])
         time.sleep(0.3)
         env.proxy.restore()
-        uplink.notify()
         drain_s = _wait_empty(outbox, 300)
         committed = {name: s.last_seq for name, s in outbox.stats().streams.items() if s.last_seq}
     finally:
+        group.stop()
         uplink.stop()
         outbox.close()
     return {
         "records_per_s": records_per_s,
         "drain_records_per_s": backlog / drain_s,
+        **_store_ack_percentiles(store_ack),
         **_check_store(env, node, committed, t0),
     }
 
@@ -230,6 +239,15 @@ def _check_store(env: _Env, node: str, committed: dict[str, int], since: datetim
     }
 
 
+def _store_ack_percentiles(delays_s: list[float]) -> dict[str, float]:
+    """Commit on the node -> deletion after the store's acknowledgement, for the latency phase."""
+    ms = sorted(d * 1000.0 for d in delays_s) or [float("nan")]
+    return {
+        "store_ack_p50_ms": statistics.median(ms),
+        "store_ack_p99_ms": ms[min(len(ms) - 1, int(len(ms) * 0.99))],
+    }
+
+
 def run_uplink_bench(
     runs: int = 3, n: int = 20_000, backlog: int = 50_000, rate: float = 200.0, seconds: float = 5.0
 ) -> dict[str, Any]:
@@ -248,7 +266,10 @@ def run_uplink_bench(
             env.ingest.terminate()
             env.ingest.wait(10)
             env.broker.stop()
-    keys = ["records_per_s", "baseline_records_per_s", "ratio", "p50_ms", "p99_ms", "drain_records_per_s"]
+    keys = [
+        "records_per_s", "baseline_records_per_s", "ratio", "p50_ms", "p99_ms", "drain_records_per_s",
+        "store_ack_p50_ms", "store_ack_p99_ms",
+    ]  # fmt: skip
     out: dict[str, Any] = {k: round(statistics.median(r[k] for r in results), 2) for k in keys}
     out["lost"] = int(sum(r["lost"] for r in results))
     out["duplicates"] = int(sum(r["duplicates"] for r in results))

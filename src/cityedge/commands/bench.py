@@ -1,4 +1,7 @@
-"""`cityedge bench uplink` (and the outbox micro-benchmark): print one JSON object."""
+"""`cityedge bench uplink|localbus|codec|outbox|store|ingest`: each prints one JSON object.
+
+The benchmarks live in `cityedge.bench`; these commands parse options, run one, print it.
+"""
 
 from __future__ import annotations
 
@@ -16,17 +19,29 @@ def bench_uplink(
     rate: float = typer.Option(200.0, help="Records per second for the latency phase."),
     json_out: bool = typer.Option(True, "--json/--no-json", help="Print JSON (the only format)."),
 ) -> None:
-    """Batching uplink vs. raw paho one-message-per-publish on the same mTLS Mosquitto,
-    latency from source timestamp to store commit, backlog drain rate, lost and duplicates."""
+    """Batching uplink vs. raw paho one-message-per-publish on the same mTLS Mosquitto, with
+    the store's acknowledgement on: throughput until the store has everything, latency from
+    source timestamp to store commit, commit-to-store-acknowledgement, backlog drain rate,
+    lost and duplicates."""
     from cityedge.bench.uplink import run_uplink_bench
 
-    result = run_uplink_bench(runs=runs, n=records, backlog=backlog, rate=rate)
-    typer.echo(json.dumps(result))
+    typer.echo(json.dumps(run_uplink_bench(runs=runs, n=records, backlog=backlog, rate=rate)))
 
 
-def bench_codec(
-    runs: int = typer.Option(5, help="Repetitions; the JSON reports medians."),
+def bench_localbus(
+    sensors: int = typer.Option(4, help="Sensor clients publishing at once."),
+    messages: int = typer.Option(4000, help="Messages per sensor."),
+    runs: int = typer.Option(3, help="Repetitions; the JSON reports medians."),
+    json_out: bool = typer.Option(True, "--json/--no-json", help="Print JSON (the only format)."),
 ) -> None:
+    """Sensors -> node-local Mosquitto -> agent (group commit into the outbox), against a paho
+    subscriber that only counts (the broker's own limit); the agent is SIGKILLed once mid-run."""
+    from cityedge.bench.localbus import run_localbus_bench
+
+    typer.echo(json.dumps(run_localbus_bench(sensors=sensors, messages=messages, runs=runs)))
+
+
+def bench_codec(runs: int = typer.Option(5, help="Repetitions; the JSON reports medians.")) -> None:
     """Decode throughput of the ingest codec (msgspec) against json.loads + pydantic."""
     from cityedge.bench.codec import run_codec_bench
 
@@ -37,18 +52,39 @@ def bench_outbox(
     records: int = typer.Option(20_000, help="Records appended (in batches of 100), then claimed and acked."),
     runs: int = typer.Option(3, help="Repetitions; the JSON reports medians."),
 ) -> None:
-    """Outbox throughput on this disk: append_many, and claim + ack."""
-    import statistics
+    """Outbox throughput on this disk: append_many, and claim + store acknowledgement."""
+    from cityedge.bench.outbox import run_medians
 
-    from cityedge.edge.outbox.bench import run
+    typer.echo(json.dumps(run_medians(records, runs)))
 
-    results = [run(records) for _ in range(runs)]
-    keys = [k for k, v in results[0].items() if isinstance(v, int | float)]
-    out = {k: round(statistics.median(r[k] for r in results), 1) for k in keys}
-    typer.echo(json.dumps({**out, "runs": runs}))
+
+def bench_store(
+    db: str | None = typer.Option(None, "--db", help="Database URL (default: a temporary SQLite file)."),
+    records: int = typer.Option(20_000, "--records", min=1, help="Records to insert."),
+    batch: int = typer.Option(200, "--batch", min=1, help="Records per insert (one transaction)."),
+    as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object (the default)."),
+) -> None:
+    """Insert throughput of the cloud store, then the same batches again (the duplicate path)."""
+    from cityedge.bench.store import run_store_bench
+
+    typer.echo(json.dumps(run_store_bench(db, records, batch)))
+
+
+def bench_ingest(
+    records: int = typer.Option(40_000, "--records", min=1, help="Records to publish."),
+    batch: int = typer.Option(200, "--batch", min=1, help="Records per MQTT message."),
+    db: str | None = typer.Option(None, "--db", help="Database URL (default: a temporary SQLite file)."),
+) -> None:
+    """Ingest throughput through a real Mosquitto with mutual TLS (publish a backlog, time
+    until the last acknowledgement after commit)."""
+    from cityedge.bench.ingest import run_ingest_bench
+
+    typer.echo(json.dumps(run_ingest_bench(records, batch, db)))
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    bench_app.command("uplink")(bench_uplink)
-    bench_app.command("codec")(bench_codec)
-    bench_app.command("outbox")(bench_outbox)
+    for name, fn in (
+        ("uplink", bench_uplink), ("localbus", bench_localbus), ("codec", bench_codec),
+        ("outbox", bench_outbox), ("store", bench_store), ("ingest", bench_ingest),
+    ):  # fmt: skip
+        bench_app.command(name)(fn)

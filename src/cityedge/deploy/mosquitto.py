@@ -241,8 +241,8 @@ def write_broker_files(
     services: Sequence[ServiceAcl] | None = None,
     node: str | None = None,
 ) -> Mapping[str, Path]:
-    """Write the ACL and (once) the plugin's JSON that `cfg` points to, and make the data
-    directory; return the paths."""
+    """Write the ACL and (once) the plugin's JSON that `cfg` points to, and make the
+    persistence folder (a broker cannot save into a folder that is not there); return the paths."""
     written: dict[str, Path] = {}
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     if cfg.acl_file is not None:

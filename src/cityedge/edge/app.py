@@ -9,7 +9,7 @@ import logging
 import shutil
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -17,13 +17,25 @@ from cityedge import __version__
 from cityedge.edge.config import EdgeConfig
 from cityedge.edge.localbus import LocalBus
 from cityedge.edge.ota.spool import SpoolDrain
-from cityedge.edge.outbox import DEFAULT_POLICIES, Outbox, OutboxLimits, StreamPolicy
+from cityedge.edge.outbox import (
+    DEFAULT_POLICIES,
+    GroupCommitter,
+    Outbox,
+    OutboxLimits,
+    ResendPolicy,
+    StreamPolicy,
+)
 from cityedge.edge.producers import HeartbeatProducer, SyntheticProducer
 from cityedge.edge.uplink import Uplink
+from cityedge.protocol.codec import encode_envelope
+from cityedge.protocol.contract import check_envelope
 from cityedge.protocol.envelope import Envelope
-from cityedge.protocol.errors import ConfigError
+from cityedge.protocol.errors import ConfigError, ContractError
 from cityedge.protocol.ids import uuid7
 from cityedge.protocol.topics import LOCAL_ROOT
+
+if TYPE_CHECKING:
+    from cityedge.edge.identity import Renewer
 
 __all__ = ["EdgeAgent", "OutboxSink"]
 
@@ -31,13 +43,15 @@ log = logging.getLogger(__name__)
 
 
 class OutboxSink:
-    """The node's RecordSink: make the envelope at the source, commit it, wake the uplink."""
+    """The node's RecordSink: make the envelope at the source, check it at the door, commit it
+    (group commit: concurrent producers share a transaction). A record that breaks the
+    contract is a producer's bug: it goes to the quarantine with its reason, loudly."""
 
-    def __init__(self, outbox: Outbox, node_id: str, versions: dict[str, str], uplink: Uplink | None) -> None:
+    def __init__(self, outbox: Outbox, group: GroupCommitter, node_id: str, versions: dict[str, str]) -> None:
         self.outbox = outbox
+        self.group = group
         self.node_id = node_id
         self.versions = versions
-        self.uplink = uplink
 
     def emit(self, stream: str, kind: str, body: dict[str, Any], ts: datetime) -> None:
         env = Envelope(
@@ -52,10 +66,26 @@ class OutboxSink:
         self.commit(env)
 
     def commit(self, env: Envelope) -> None:
+        try:
+            check_envelope(env)
+        except ContractError as exc:
+            log.error(
+                "agent: a %s record (%s) breaks the record contract and is quarantined: %s",
+                env.stream,
+                env.kind,
+                exc,
+            )
+            self.outbox.quarantine(f"producer/{env.stream}", exc.reason, str(exc), _raw(env))
+            return
         # a refusal (full, disk floor) is counted by the outbox itself, by stream and reason
-        self.outbox.append(env)
-        if self.uplink is not None:
-            self.uplink.notify()
+        self.group.commit(env)
+
+
+def _raw(env: Envelope) -> bytes:
+    try:
+        return encode_envelope(env)
+    except (TypeError, ValueError, OverflowError):
+        return repr(env).encode(errors="replace")
 
 
 def _policies(config: EdgeConfig) -> dict[str, StreamPolicy]:
@@ -79,10 +109,14 @@ class EdgeAgent:
             max_records=config.outbox.max_records,
             min_free_disk_bytes=config.outbox.min_free_disk_bytes,
         )
-        self.outbox = Outbox.open(config.data_dir / "outbox.db", _policies(config), limits)
-        uplink_cfg = config.uplink.model_copy(update={"tls": config.uplink_tls()})
+        up = config.uplink
+        resend = ResendPolicy(timeout_s=up.store_ack_timeout_s, cap_s=up.store_ack_timeout_cap_s)
+        self.outbox = Outbox.open(config.data_dir / "outbox.db", _policies(config), limits, resend=resend)
+        _check_disk_floor(config)
+        self.group = GroupCommitter(self.outbox)
+        uplink_cfg = up.model_copy(update={"tls": config.uplink_tls()})
         self.uplink = Uplink(uplink_cfg, config.node_id, config.district, self.outbox, registry=self.registry)
-        self.renewer: Any = None
+        self.renewer: Renewer | None = None
         if config.identity is not None:
             from cityedge.edge.identity import CredentialStore, Renewer
 
@@ -93,12 +127,17 @@ class EdgeAgent:
                 self.uplink.swap_credentials,
                 registry=self.registry,
             )
-        self.sink = OutboxSink(self.outbox, config.node_id, self.versions, self.uplink)
+        self.sink = OutboxSink(self.outbox, self.group, config.node_id, self.versions)
         self.started_at = time.time()
         self.local_bus: LocalBus | None = None
         if config.local_bus is not None:
             self.local_bus = LocalBus(
-                config.local_bus, config.node_id, self.versions, self.sink.commit, registry=self.registry
+                config.local_bus,
+                config.node_id,
+                self.versions,
+                self.outbox,
+                self.group,
+                registry=self.registry,
             )
         self._threads: list[Any] = []
         if config.synthetic is not None:
@@ -139,6 +178,7 @@ class EdgeAgent:
         _register_outbox_metrics(self.outbox, self.registry)
         if self.config.metrics_port is not None:
             _serve_metrics(self.config.metrics_port, self.registry)
+        self.group.start()
         self.uplink.start()
         if self.renewer is not None:
             self.renewer.start()
@@ -168,6 +208,7 @@ class EdgeAgent:
             self.renewer.stop()
         if self.local_bus is not None:
             self.local_bus.stop()
+        self.group.stop()
         self.uplink.stop()
         self.outbox.close()
 
@@ -191,6 +232,25 @@ class EdgeAgent:
             "free_disk_bytes": disk.free,
             "at": datetime.now(UTC).isoformat(),
         }
+
+
+def _check_disk_floor(config: EdgeConfig) -> None:
+    """A disk smaller than the outbox's floor can never hold a record: refuse to start. A disk
+    that is merely full now gets a loud warning (the outbox refuses records until it frees up)."""
+    floor = config.outbox.min_free_disk_bytes
+    usage = shutil.disk_usage(config.data_dir)
+    if usage.total < floor:
+        raise ConfigError(
+            f"outbox.min_free_disk_bytes is {floor} bytes but the disk holding {config.data_dir} has only "
+            f"{usage.total} bytes in all: no record could ever be stored; lower the floor or use a larger"
+            " disk"
+        )
+    if usage.free < floor:
+        log.critical(
+            "agent: only %d bytes free on the disk of %s, under the outbox's floor of %d: every record is "
+            "refused (and counted) until space is freed",
+            usage.free, config.data_dir, floor,
+        )  # fmt: skip
 
 
 def _camera_health_of(cameras: Any, since: float) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cityedge.protocol.envelope import NAME_PATTERN
 from cityedge.protocol.errors import ConfigError
-from cityedge.transport import TlsFiles
+from cityedge.transport.tls import TlsFiles
 
 __all__ = [
     "BrokerEndpoint",
@@ -46,12 +46,26 @@ class UplinkConfig(BrokerEndpoint):
     backoff_base_s: float = Field(0.5, gt=0)
     backoff_cap_s: float = Field(60.0, gt=0)
     session_expiry_s: int = Field(7 * 24 * 3600, ge=0)
+    store_ack_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="how long a record the broker took waits for the cloud store's acknowledgement before "
+        "it is sent again (the wait doubles for each timeout in a row, jittered)",
+    )
+    store_ack_timeout_cap_s: float = Field(
+        600.0, gt=0, description="the longest that wait grows to while the store stays silent"
+    )
 
     @model_validator(mode="after")
-    def _cap_not_below_base(self) -> UplinkConfig:
+    def _caps_not_below_bases(self) -> UplinkConfig:
         if self.backoff_cap_s < self.backoff_base_s:
             raise ValueError(
                 f"backoff_cap_s ({self.backoff_cap_s}) must be >= backoff_base_s ({self.backoff_base_s})"
+            )
+        if self.store_ack_timeout_cap_s < self.store_ack_timeout_s:
+            raise ValueError(
+                f"store_ack_timeout_cap_s ({self.store_ack_timeout_cap_s}) must be >= store_ack_timeout_s"
+                f" ({self.store_ack_timeout_s})"
             )
         return self
 
@@ -59,6 +73,14 @@ class UplinkConfig(BrokerEndpoint):
 class LocalBusConfig(BrokerEndpoint):
     client_id: str = "cityedge-agent"
     sensor_filter: str = "ce/local/v1/sensors/+/+"
+    require_sensor_id: bool = Field(
+        False,
+        description="refuse (quarantine, reason no_id) sensor messages without an id; otherwise the node "
+        "gives them one, and a resend of such a message is stored twice (docs/sensors.md)",
+    )
+    backoff_cap_s: float = Field(
+        10.0, gt=0, description="the longest wait between attempts to reach the node's broker"
+    )
 
 
 class StreamPolicyConfig(_Strict):

@@ -61,9 +61,12 @@ def decode_envelope(raw: bytes | msgspec.Raw) -> Envelope:
         raise DecodeError(f"invalid record: {exc}") from exc
 
 
-def encode_batch(node: str, stream: str, encoded_records: list[bytes]) -> bytes:
+def encode_batch(node: str, stream: str, encoded_records: list[bytes], epoch: str | None = None) -> bytes:
     """Join already-encoded records into one batch payload without re-encoding them."""
-    head = _encoder.encode({"v": 1, "node": node, "stream": stream})
+    header: dict[str, Any] = {"v": 1, "node": node, "stream": stream}
+    if epoch is not None:
+        header["epoch"] = epoch
+    head = _encoder.encode(header)
     return head[:-1] + b',"records":[' + b",".join(encoded_records) + b"]}"
 
 

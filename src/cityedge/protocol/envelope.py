@@ -18,6 +18,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "Batch",
     "Envelope",
+    "Name",
+    "RecordId",
 ]
 
 SCHEMA_VERSION: Final = 1
@@ -59,3 +61,4 @@ class Batch(msgspec.Struct, frozen=True, kw_only=True):
     stream: Name
     records: list[msgspec.Raw]
     v: int = SCHEMA_VERSION
+    epoch: str | None = None  # the node's outbox; ingest echoes it in its StoreAck

@@ -6,6 +6,8 @@
     |   +-- TopicError           a topic outside the tree, or a bad segment
     |   +-- OversizeError        a payload over the configured limit
     |   +-- NodeMismatchError    a record whose node differs from the topic's node
+    |   +-- ContractError        a record that breaks the record contract (size, depth, ts,
+    |                            strings, numbers); `reason` says which
     +-- ConfigError              a config, spec or CSV that is invalid (names file/line/field)
     |   +-- InventoryError       an inventory CSV with problems; one line-numbered message each
     +-- OutboxError              the node's durable queue refused or failed an operation
@@ -31,6 +33,7 @@ __all__ = [
     "AuthError",
     "CityEdgeError",
     "ConfigError",
+    "ContractError",
     "DecodeError",
     "EnrollmentRefused",
     "InventoryError",
@@ -79,6 +82,14 @@ class NodeMismatchError(ProtocolError):
     """A record claims a node or stream other than the topic it arrived on."""
 
     reason = "node_mismatch"
+
+
+class ContractError(ProtocolError):
+    """A record that breaks the record contract (`protocol/contract.py`); never worth a retry."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ConfigError(CityEdgeError):

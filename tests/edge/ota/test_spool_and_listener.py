@@ -16,7 +16,7 @@ from cityedge.edge.app import OutboxSink
 from cityedge.edge.ota.config import NotifyConfig
 from cityedge.edge.ota.listener import OtaListener
 from cityedge.edge.ota.spool import SpoolSink, drain
-from cityedge.edge.outbox import Outbox
+from cityedge.edge.outbox import GroupCommitter, Outbox
 from cityedge.edge.records import ListSink
 from cityedge.protocol.release import InstallReport, OtaNotice
 from cityedge.protocol.topics import down_topic
@@ -30,8 +30,9 @@ def test_spooled_reports_are_committed_to_the_outbox_in_order_and_then_removed(t
         spool.emit("ota", f"ota.{outcome}", body, datetime.now(UTC))
     (tmp_path / "reports" / "zz-broken.json").write_text("{not json")
     outbox = Outbox.open(tmp_path / "outbox.db")
+    group = GroupCommitter(outbox).start()
     try:
-        assert drain(tmp_path / "reports", OutboxSink(outbox, "node-1", {"agent": "1.0.0"}, None)) == 2
+        assert drain(tmp_path / "reports", OutboxSink(outbox, group, "node-1", {"agent": "1.0.0"})) == 2
         stats = outbox.stats()
         assert stats.streams["ota"].pending == 2
         claimed = outbox.claim(10, 1 << 20)
@@ -41,6 +42,7 @@ def test_spooled_reports_are_committed_to_the_outbox_in_order_and_then_removed(t
         kinds = [msgspec.json.decode(r.payload)["kind"] for r in records]
         assert kinds == ["ota.rolled_back", "ota.committed"]
     finally:
+        group.stop()
         outbox.close()
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["zz-broken.bad"]
 

@@ -1,4 +1,4 @@
-"""Child process for the SIGKILL test: appends and acks in a loop, reporting each commit on stdout.
+"""Child process for the SIGKILL test: appends and store-acks in a loop, reporting each commit on stdout.
 
 A line is printed only after the call that committed it returned:
   c <seq> <id> <hex payload>   committed by append_many
@@ -17,6 +17,7 @@ from pathlib import Path
 import msgspec
 
 from cityedge.edge.outbox import Outbox, OutboxLimits
+from cityedge.protocol.acks import StreamAck, seq_ranges
 from cityedge.protocol.codec import encode_envelope
 from cityedge.protocol.envelope import Envelope
 from cityedge.protocol.ids import uuid7
@@ -47,10 +48,10 @@ def main(path: Path) -> None:
             out.write(f"c {res.seq} {env.id} {wire.hex()}\n")
         claimed = ob.claim(3, 1 << 20)
         if claimed is not None:
-            ids = [c.record_id for c in claimed[1]]
             out.write("claim " + " ".join(f"{c.record_id}:{c.seq}" for c in claimed[1]) + "\n")
             out.flush()
-            ob.ack(ids)
+            ob.sent(claimed.stream, claimed.seqs)
+            ob.stored(StreamAck(stream=claimed.stream, ranges=seq_ranges(claimed.seqs), epoch=ob.epoch))
             out.write("acked\n")
         out.flush()
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
+from cityedge.edge.outbox import Claimed, Outbox
+from cityedge.protocol.acks import StreamAck, seq_ranges
 from cityedge.protocol.codec import encode_envelope
 from cityedge.protocol.envelope import Envelope
 from cityedge.protocol.ids import uuid7
@@ -42,3 +45,20 @@ def envelope(stream: str = "telemetry", pad: int = 0, ttl_s: float | None = None
 def wire_bytes(env: Envelope, seq: int) -> bytes:
     """What the outbox must store and hand out for `env` committed as `seq`."""
     return encode_envelope(msgspec.structs.replace(env, seq=seq))
+
+
+def store_ack(ob: Outbox, records: Iterable[Claimed]) -> int:
+    """The broker and then the store acknowledge these claimed records; returns how many left."""
+    by_stream: dict[str, list[int]] = {}
+    for rec in records:
+        by_stream.setdefault(rec.stream, []).append(rec.seq)
+    gone = 0
+    for stream, seqs in by_stream.items():
+        ob.sent(stream, seqs)
+        gone += ob.stored(StreamAck(stream=stream, ranges=seq_ranges(seqs), epoch=ob.epoch))
+    return gone
+
+
+def release(ob: Outbox, records: Iterable[Claimed]) -> None:
+    for rec in records:
+        ob.release(rec.stream, [rec.seq])

@@ -1,8 +1,11 @@
-"""Hypothesis drives the real outbox (SQLite in a temp dir) against a plain model of the contract.
+"""Hypothesis drives the outbox against a plain model of its contract, twice: on the in-memory
+storage (the pure core and the driver, no SQLite, no sockets) and on a real SQLite file.
 
-Random interleavings of appends (three policies, limits small enough to overflow), claims, acks
-(repeated and late ones too), releases, reconnects, crashes, a full disk and the clock passing:
-every accepted record is delivered once, still queued, or counted as dropped, and nothing else.
+Random interleavings of appends (three policies, limits small enough to overflow), claims,
+broker acknowledgements, store acknowledgements (repeated, late and for another epoch too),
+releases, reconnects, crashes, a full disk and the clock passing (store acknowledgements that
+never come, so records go again): every accepted record is delivered once, still queued, or
+counted as dropped, and nothing else.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from cityedge.edge.outbox import AppendResult, Outbox, OutboxLimits, StreamPolicy
+from cityedge.edge.outbox import AppendResult, Outbox, OutboxLimits, ResendPolicy, StreamPolicy
+from cityedge.edge.outbox.storage import MemoryStore
+from cityedge.protocol.acks import StreamAck, seq_ranges
 from cityedge.protocol.envelope import Envelope
 from tests.edge.outbox.helpers import Clock, envelope, wire_bytes
 
@@ -27,7 +33,9 @@ POLICIES = {
     "heartbeat": StreamPolicy("heartbeat", 4, "drop_oldest", ttl_s=30.0),
 }
 LIMITS = OutboxLimits(max_bytes=1500, max_records=6, min_free_disk_bytes=1000)
+RESEND = ResendPolicy(timeout_s=8.0, cap_s=32.0)
 STREAMS = st.sampled_from(sorted(POLICIES))
+State = Literal["pending", "inflight", "sent"]
 
 
 @dataclass
@@ -36,7 +44,8 @@ class Rec:
     seq: int
     payload: bytes
     expires_at: float | None
-    inflight: bool = False
+    state: State = "pending"
+    deadline: float = 0.0
 
     @property
     def key(self) -> tuple[str, int]:
@@ -44,24 +53,35 @@ class Rec:
 
 
 class OutboxContract(RuleBasedStateMachine):
+    storage = "sqlite"
+
     def __init__(self) -> None:
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="outbox-model-"))
         self.clock = Clock()
         self.free = 10**9
+        self.memory = MemoryStore()
         self.ob = self._open()
         self.queued: dict[str, list[Rec]] = {s: [] for s in POLICIES}
         self.last_seq: Counter[str] = Counter()
+        self.attempt: Counter[str] = Counter()
         # Keyed by (id, seq): a record evicted and later redelivered by the local broker is
         # accepted again as a new record, under a new seq.
         self.accepted: dict[tuple[str, int], bytes] = {}
         self.delivered: dict[tuple[str, int], bytes] = {}
         self.dropped: set[tuple[str, int]] = set()
         self.drops: Counter[tuple[str, str]] = Counter()
-        self.sent_once: set[str] = set()
+        self.ever_claimed: set[tuple[str, int]] = set()  # (stream, seq)
 
     def _open(self) -> Outbox:
-        return Outbox.open(self.dir / "outbox.db", POLICIES, LIMITS, self.clock, lambda _p: self.free)
+        # rand=0: every resend wait is exactly half its ceiling, so the model can follow it.
+        if self.storage == "memory":  # a "crash" of the twin: a new driver over the same dicts
+            return Outbox.in_memory(
+                POLICIES, LIMITS, self.clock, RESEND, lambda: self.free, lambda: 0.0, self.memory
+            )
+        return Outbox.open(
+            self.dir / "outbox.db", POLICIES, LIMITS, self.clock, lambda _p: self.free, RESEND, lambda: 0.0
+        )
 
     def teardown(self) -> None:
         self.ob.close()
@@ -75,7 +95,7 @@ class OutboxContract(RuleBasedStateMachine):
         return next((r for r in self._all() if r.env.id == record_id), None)
 
     def _expect_append(self, env: Envelope) -> AppendResult:
-        if self._find(env.id) is not None:
+        if self._find(env.id) is not None or any(k[0] == env.id for k in self.delivered):
             return AppendResult(False, env.id, None, "duplicate", 0)
         if self.free < LIMITS.min_free_disk_bytes:
             return self._refuse(env, "disk_floor")
@@ -101,7 +121,7 @@ class OutboxContract(RuleBasedStateMachine):
         """The stream's oldest pending records to evict so `size` fits; None if it cannot."""
         records, used = len(self._all()), sum(len(r.payload) for r in self._all())
         victims: list[Rec] = []
-        candidates = iter([r for r in self.queued[stream] if not r.inflight])
+        candidates = iter([r for r in self.queued[stream] if r.state == "pending"])
         while records + 1 > LIMITS.max_records or used + size > LIMITS.max_bytes:
             if POLICIES[stream].when_full == "reject_new":
                 return None
@@ -114,9 +134,9 @@ class OutboxContract(RuleBasedStateMachine):
 
     def _refuse(self, env: Envelope, reason: str) -> AppendResult:
         self.drops[(env.stream, reason)] += 1
-        return AppendResult(False, env.id, None, reason, 0)
+        return AppendResult(False, env.id, None, reason, 0)  # type: ignore[arg-type]
 
-    # -- rules (few, so that Hypothesis' swarm of enabled rules usually holds the ones that matter) --
+    # -- rules ----------------------------------------------------------------------------------
     @rule(
         stream=STREAMS,
         pads=st.lists(st.sampled_from([0, 0, 60, 250, 700]), min_size=1, max_size=4),
@@ -135,82 +155,115 @@ class OutboxContract(RuleBasedStateMachine):
     @rule(
         max_records=st.integers(1, 5),
         max_bytes=st.sampled_from([100, 600, 10**6]),
-        outcome=st.sampled_from(["ack", "release", "ack_some", "keep"]),
+        outcome=st.sampled_from(["puback", "puback", "release", "puback_some", "keep"]),
         wait=st.sampled_from([0.0, 0.0, 4.0, 10.0, 40.0]),
     )
     def send(self, max_records: int, max_bytes: int, outcome: str, wait: float) -> None:
         self.clock.now += wait  # time passes before the uplink comes back for more
         claimed = self._claim(max_records, max_bytes)
-        ids = [rec.env.id for rec in claimed]
-        half = len(ids) // 2
-        if outcome == "ack":
-            self._ack(ids)
+        half = len(claimed) // 2
+        if outcome == "puback":
+            self._sent(claimed)
         elif outcome == "release":
-            self._release(ids)
-        elif outcome == "ack_some":
-            self._ack(ids[:half])
-            self._release(ids[half:])
+            self._release(claimed)
+        elif outcome == "puback_some":
+            self._sent(claimed[:half])
+            self._release(claimed[half:])
 
-    @rule(what=st.sampled_from(["late_or_repeated_ack", "release_some", "reconnect"]), data=st.data())
+    @rule(data=st.data(), how=st.sampled_from(["sent", "sent", "any_claimed_before", "other_epoch"]))
+    def store_ack(self, data: st.DataObject, how: str) -> None:
+        """The store acknowledges what it holds: usually sent records, sometimes late or repeated."""
+        if how == "sent":
+            pool = sorted((r.env.stream, r.seq) for r in self._all() if r.state == "sent")
+        else:
+            pool = sorted(self.ever_claimed)
+        if not pool:
+            return
+        picked = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=6, unique=True))
+        for stream in {s for s, _ in picked}:
+            seqs = [q for s, q in picked if s == stream]
+            epoch = "another-outbox" if how == "other_epoch" else self.ob.epoch
+            got = self.ob.stored(StreamAck(stream=stream, ranges=seq_ranges(seqs), epoch=epoch))
+            assert got == (0 if how == "other_epoch" else self._stored(stream, seqs))
+
+    @rule(what=st.sampled_from(["release_some", "reconnect"]), data=st.data())
     def link_trouble(self, what: str, data: st.DataObject) -> None:
-        inflight = sorted(r.env.id for r in self._all() if r.inflight)
-        if what == "late_or_repeated_ack" and self.sent_once:  # in flight, released, or acked already
-            self._ack(data.draw(st.lists(st.sampled_from(sorted(self.sent_once)), max_size=6)))
-        elif what == "release_some" and inflight:
-            self._release(data.draw(st.lists(st.sampled_from(inflight), unique=True)))
+        inflight = [r for r in self._all() if r.state == "inflight"]
+        if what == "release_some" and inflight:
+            self._release(data.draw(st.lists(st.sampled_from(inflight), unique_by=lambda r: r.key)))
         elif what == "reconnect":
             assert self.ob.release_all() == len(inflight)
-            self._release(inflight)
+            for rec in inflight:
+                rec.state = "pending"
+
+    @rule()
+    def crash(self) -> None:
+        if self.storage == "sqlite":
+            self.ob.close()
+        self.ob = self._open()
+        self.attempt.clear()
+        for rec in self._all():
+            rec.state = "pending"
 
     def _claim(self, max_records: int, max_bytes: int) -> list[Rec]:
         for rec in self._all():
-            if not rec.inflight and rec.expires_at is not None and rec.expires_at <= self.clock.now:
+            if rec.state == "pending" and rec.expires_at is not None and rec.expires_at <= self.clock.now:
                 self.queued[rec.env.stream].remove(rec)
                 self.dropped.add(rec.key)
                 self.drops[(rec.env.stream, "expired")] += 1
-        pending = {s: [r for r in recs if not r.inflight] for s, recs in self.queued.items()}
+        for stream, recs in self.queued.items():
+            overdue = [r for r in recs if r.state == "sent" and r.deadline <= self.clock.now]
+            for rec in overdue:
+                rec.state = "pending"
+            if overdue:
+                self.attempt[stream] += 1
+        pending = {s: [r for r in recs if r.state == "pending"] for s, recs in self.queued.items()}
         got = self.ob.claim(max_records, max_bytes)
         if not any(pending.values()):
             assert got is None
             return []
         assert got is not None
-        stream, claimed = got
         expected: list[Rec] = []
-        for rec in pending[stream]:
+        for rec in pending[got.stream]:
             if len(expected) == max_records:
                 break
             if expected and sum(len(r.payload) for r in expected) + len(rec.payload) > max_bytes:
                 break
             expected.append(rec)
         # The same record, under the same id and seq, with the very bytes committed at append.
-        assert [(c.record_id, c.stream, c.seq, c.payload) for c in claimed] == [
-            (r.env.id, stream, r.seq, r.payload) for r in expected
+        assert [(c.record_id, c.stream, c.seq, c.payload) for c in got.records] == [
+            (r.env.id, got.stream, r.seq, r.payload) for r in expected
         ]
         for rec in expected:
-            rec.inflight = True
-            self.sent_once.add(rec.env.id)
+            rec.state = "inflight"
+            self.ever_claimed.add((got.stream, rec.seq))
         return expected
 
-    def _ack(self, ids: list[str]) -> None:
-        present = {r.env.id: r for r in self._all() if r.env.id in ids}
-        assert self.ob.ack(ids) == len(present)
-        for rec in present.values():
+    def _sent(self, recs: list[Rec]) -> None:
+        for stream in {r.env.stream for r in recs}:
+            mine = [r for r in recs if r.env.stream == stream]
+            self.ob.sent(stream, [r.seq for r in mine])
+            wait = RESEND.wait(self.attempt[stream], 0.0)
+            for rec in mine:
+                if rec.state == "inflight":
+                    rec.state, rec.deadline = "sent", self.clock.now + wait
+
+    def _release(self, recs: list[Rec]) -> None:
+        for stream in {r.env.stream for r in recs}:
+            self.ob.release(stream, [r.seq for r in recs if r.env.stream == stream])
+        for rec in recs:
+            if rec.state == "inflight":
+                rec.state = "pending"
+
+    def _stored(self, stream: str, seqs: list[int]) -> int:
+        present = [r for r in self.queued[stream] if r.seq in seqs]
+        for rec in present:
             assert rec.key not in self.delivered, "a record was delivered twice"
             self.delivered[rec.key] = rec.payload
-            self.queued[rec.env.stream].remove(rec)
-
-    def _release(self, ids: list[str]) -> None:
-        self.ob.release(ids)
-        for rec in self._all():
-            if rec.env.id in ids:
-                rec.inflight = False
-
-    @rule()
-    def crash(self) -> None:
-        self.ob.close()
-        self.ob = self._open()
-        for rec in self._all():
-            rec.inflight = False
+            self.queued[stream].remove(rec)
+        if present:
+            self.attempt[stream] = 0
+        return len(present)
 
     # -- invariants -----------------------------------------------------------------------------
     @invariant()
@@ -230,8 +283,10 @@ class OutboxContract(RuleBasedStateMachine):
             if s is None:
                 assert not recs and not self.last_seq[stream]
                 continue
-            flying = sum(r.inflight for r in recs)
-            assert (s.pending, s.inflight, s.last_seq) == (len(recs) - flying, flying, self.last_seq[stream])
+            states = Counter(r.state for r in recs)
+            assert (s.pending, s.inflight, s.sent, s.last_seq) == (
+                states["pending"], states["inflight"], states["sent"], self.last_seq[stream],
+            )  # fmt: skip
             assert s.bytes == sum(len(r.payload) for r in recs)
         assert stats.total_records == len(self._all()) <= LIMITS.max_records
         assert stats.total_bytes <= LIMITS.max_bytes
@@ -243,7 +298,14 @@ class OutboxContract(RuleBasedStateMachine):
             assert seqs == sorted(set(seqs))
 
 
-OutboxContract.TestCase.settings = settings(
+class MemoryOutboxContract(OutboxContract):
+    storage = "memory"
+
+
+_SETTINGS = settings(
     max_examples=50, stateful_step_count=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-test_outbox_keeps_its_contract_under_any_interleaving = OutboxContract.TestCase
+OutboxContract.TestCase.settings = _SETTINGS
+MemoryOutboxContract.TestCase.settings = settings(_SETTINGS, max_examples=250)
+test_the_sqlite_outbox_keeps_its_contract_under_any_interleaving = OutboxContract.TestCase
+test_the_pure_core_in_memory_keeps_its_contract_under_any_interleaving = MemoryOutboxContract.TestCase

@@ -11,9 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cityedge.transport import TlsFiles
+from cityedge.transport.tls import TlsFiles
 
-__all__ = ["FAULTS", "IngestConfig", "TlsFiles", "default_client_id"]
+__all__ = ["FAULTS", "IngestConfig", "default_client_id"]
 
 FAULTS = ("ingest_exit_after_commit",)
 

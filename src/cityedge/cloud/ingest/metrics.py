@@ -22,8 +22,10 @@ class IngestMetrics:
             ["stream"],
             registry=registry,
         )
-        self.rejected = Counter(
-            "cityedge_ingest_rejected", "Messages rejected, by reason.", ["reason"], registry=registry
+        self.messages = Counter(
+            "cityedge_ingest_messages",
+            "Messages received from the broker (redeliveries included).",
+            registry=registry,
         )
         self.batches = Counter(
             "cityedge_ingest_batches", "Messages whose records were committed.", registry=registry
@@ -39,6 +41,15 @@ class IngestMetrics:
             "Time to commit one group of messages.",
             registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
+        self.quarantined = Counter(
+            "cityedge_ingest_quarantined",
+            "Records (or whole messages) that could not be stored, kept in the quarantine, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.store_acks = Counter(
+            "cityedge_ingest_store_acks", "Store acknowledgements published to nodes.", registry=registry
         )
         self.connected = Gauge(
             "cityedge_ingest_connected", "1 while connected to the broker.", registry=registry

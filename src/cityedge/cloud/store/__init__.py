@@ -6,22 +6,24 @@ run on both. `RecordStore.open(url)` migrates to the newest schema before it ret
 
 from cityedge.cloud.store.engine import make_engine, parse_url, safe_url
 from cityedge.cloud.store.migrate import current_revision, head_revision, upgrade
-from cityedge.cloud.store.records import (
+from cityedge.cloud.store.records import RecordStore, StoreRejectedError, StoreUnavailableError
+from cityedge.cloud.store.rows import (
+    IngestRecord,
     InsertResult,
-    RecordStore,
+    QuarantinedItem,
+    StoredQuarantine,
     StoredRecord,
-    StoredRejection,
-    StoreRejectedError,
-    StoreUnavailableError,
 )
 
 __all__ = [
+    "IngestRecord",
     "InsertResult",
+    "QuarantinedItem",
     "RecordStore",
     "StoreRejectedError",
     "StoreUnavailableError",
+    "StoredQuarantine",
     "StoredRecord",
-    "StoredRejection",
     "current_revision",
     "head_revision",
     "make_engine",

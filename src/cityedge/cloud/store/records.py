@@ -1,4 +1,5 @@
-"""`RecordStore`: insert records idempotently (the record id is the key), read them back.
+"""`RecordStore`: insert records idempotently (the record id is the key), read them back, and
+keep what could not be stored in the quarantine.
 
 Every write is one transaction. Duplicates are ignored by the database (ON CONFLICT DO
 NOTHING on both dialects) and counted. Database failures become `StoreUnavailableError`
@@ -9,32 +10,31 @@ be stored; retrying will not help).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import msgspec
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
-from cityedge.cloud.ingest.decode import IngestRecord
 from cityedge.cloud.store import sqlite_insert
 from cityedge.cloud.store.engine import READ_ONLY, make_engine, safe_url
 from cityedge.cloud.store.migrate import current_revision, upgrade
+from cityedge.cloud.store.rows import (
+    IngestRecord,
+    InsertResult,
+    QuarantinedItem,
+    StoredQuarantine,
+    StoredRecord,
+)
+from cityedge.cloud.store.schema import quarantine as t_quarantine
 from cityedge.cloud.store.schema import records as t_records
-from cityedge.cloud.store.schema import rejections as t_rejections
 from cityedge.protocol.errors import StoreError
 
-__all__ = [
-    "InsertResult",
-    "RecordStore",
-    "StoreRejectedError",
-    "StoreUnavailableError",
-    "StoredRecord",
-    "StoredRejection",
-]
+__all__ = ["RecordStore", "StoreRejectedError", "StoreUnavailableError"]
 
 
 _DATA_ERRORS = (DataError, IntegrityError)
@@ -46,38 +46,6 @@ class StoreUnavailableError(StoreError):
 
 class StoreRejectedError(StoreError):
     """The database refused this data (e.g. a value the backend cannot hold); do not retry."""
-
-
-@dataclass(frozen=True, slots=True)
-class InsertResult:
-    inserted: int
-    duplicates: int
-    inserted_by_stream: Mapping[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    id: str
-    district: str
-    node: str
-    stream: str
-    seq: int
-    kind: str
-    v: int
-    ts: datetime
-    received_at: datetime
-    body: dict[str, Any]
-    raw: str
-    arrival: int
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRejection:
-    id: int
-    topic: str
-    reason: str
-    detail: str
-    received_at: datetime
 
 
 # PostgreSQL numbers `arrival` itself (an identity column); duplicates leave gaps.
@@ -188,19 +156,37 @@ class RecordStore:
             per_stream = {stream: int(n) for stream, n in conn.execute(query).all()}
         return {**dict(sorted(per_stream.items())), "total": sum(per_stream.values())}
 
-    def record_rejection(self, topic: str, reason: str, detail: str, received_at: datetime) -> None:
-        """Keep a rejected message's topic, reason and detail (not its payload) for the audit."""
-        row = {"topic": topic, "reason": reason, "detail": detail, "received_at": _utc(received_at)}
-        with self._translate("write of a rejection"), self._engine.begin() as conn:
-            conn.execute(t_rejections.insert(), row)
+    def quarantine(self, items: Sequence[QuarantinedItem], received_at: datetime) -> None:
+        """Keep what could not be stored (raw, with its reason), in one transaction."""
+        if not items:
+            return
+        at = _utc(received_at)
+        rows = [{**msgspec.structs.asdict(item), "size": len(item.raw), "received_at": at} for item in items]
+        with self._translate(f"quarantine of {len(items)} items"), self._engine.begin() as conn:
+            conn.execute(t_quarantine.insert(), rows)
 
-    def rejections(self, reason: str | None = None) -> list[StoredRejection]:
-        query = select(t_rejections).order_by(t_rejections.c.id)
+    def quarantined(
+        self, reason: str | None = None, node: str | None = None, limit: int | None = None
+    ) -> list[StoredQuarantine]:
+        """What is in the quarantine, oldest first, optionally by reason and node."""
+        query = select(t_quarantine).order_by(t_quarantine.c.id)
         if reason is not None:
-            query = query.where(t_rejections.c.reason == reason)
-        with self._translate("read of rejections"), self._reading() as conn:
+            query = query.where(t_quarantine.c.reason == reason)
+        if node is not None:
+            query = query.where(t_quarantine.c.node == node)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._translate("read of the quarantine"), self._reading() as conn:
             rows = conn.execute(query).mappings().all()
-        return [StoredRejection(**{**row, "received_at": _utc(row["received_at"])}) for row in rows]
+        return [
+            StoredQuarantine(**{**row, "raw": bytes(row["raw"]), "received_at": _utc(row["received_at"])})
+            for row in rows
+        ]
+
+    def quarantine_counts(self) -> dict[str, int]:
+        query = select(t_quarantine.c.reason, func.count()).group_by(t_quarantine.c.reason)
+        with self._translate("count of the quarantine"), self._reading() as conn:
+            return {reason: int(n) for reason, n in conn.execute(query).all()}
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:

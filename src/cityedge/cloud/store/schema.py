@@ -16,6 +16,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -23,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-__all__ = ["NAMING", "metadata", "records", "rejections"]
+__all__ = ["NAMING", "metadata", "quarantine", "records"]
 
 NAMING: Final = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -53,13 +54,21 @@ records = Table(
     Index(None, "stream"),
 )
 
-rejections = Table(
-    "rejections",
+quarantine = Table(
+    "quarantine",
     metadata,
     Column("id", BigInteger().with_variant(Integer(), "sqlite"), Identity(), primary_key=True),
     Column("topic", Text, nullable=False),
+    Column("district", String(63)),
+    Column("node", String(63)),
+    Column("stream", String(63)),
+    Column("record_id", String(36)),
+    Column("seq", BigInteger),
     Column("reason", String(63), nullable=False),
     Column("detail", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("raw", LargeBinary, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Index(None, "reason"),
+    Index(None, "node"),
 )

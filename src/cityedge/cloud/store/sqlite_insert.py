@@ -17,7 +17,7 @@ from typing import Final
 import msgspec
 from sqlalchemy import Connection
 
-from cityedge.cloud.ingest.decode import IngestRecord
+from cityedge.cloud.store.rows import IngestRecord
 from cityedge.cloud.store.schema import records as t_records
 
 __all__ = ["COLUMNS", "insert_records", "sqlite_datetime"]

@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from cityedge.edge.backoff import full_jitter_delay
+from cityedge.transport.backoff import full_jitter_delay
 
 __all__ = [
     "Frame",

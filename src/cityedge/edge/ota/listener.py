@@ -8,49 +8,45 @@ from __future__ import annotations
 
 import logging
 import queue
-from typing import Any
 
 import msgspec
 import paho.mqtt.client as mqtt
 
-from cityedge.edge.mqtt import make_client, tls_context
 from cityedge.edge.ota.config import NotifyConfig
 from cityedge.protocol.release import OtaNotice
 from cityedge.protocol.topics import down_topic
+from cityedge.transport import LinkHandler, LinkSettings, MqttLink, Session
 
 __all__ = ["OtaListener"]
 
 log = logging.getLogger(__name__)
 
 
-class OtaListener:
+class OtaListener(LinkHandler):
     def __init__(
         self, cfg: NotifyConfig, district: str, node: str, notices: queue.Queue[OtaNotice | None]
     ) -> None:
         self.topic = down_topic(district, node, "ota")
         self.notices = notices
         self.cfg = cfg
-        self.client = make_client(cfg.client_id or f"{node}-ota", "3.1.1", persistent=False)
-        if cfg.tls is not None:
-            self.client.tls_set_context(tls_context(cfg.tls.cafile, cfg.tls.certfile, cfg.tls.keyfile))
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(1, 60)
+        settings = LinkSettings(
+            name="ota-notices", host=cfg.host, port=cfg.port, client_id=cfg.client_id or f"{node}-ota",
+            protocol=cfg.protocol, keepalive_s=cfg.keepalive_s, persistent=False, backoff_base_s=1.0,
+            backoff_cap_s=60.0,
+        )  # fmt: skip
+        self.link = MqttLink(settings, self, tls=cfg.tls)
 
     def start(self) -> OtaListener:
-        self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
-        self.client.loop_start()
+        self.link.start()
         return self
 
     def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.link.stop()
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        if not reason.is_failure:
-            client.subscribe(self.topic, qos=1)
+    def on_connected(self, session: Session, session_present: bool) -> None:
+        session.subscribe(self.topic, qos=1)
 
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+    def on_message(self, session: Session, msg: mqtt.MQTTMessage) -> None:
         try:
             notice = msgspec.json.decode(msg.payload, type=OtaNotice)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:

@@ -1,137 +1,71 @@
 """The outbox: the node's single durable, bounded store-and-forward queue (thread-safe).
 
-Wires the pure policy (machine.py) to the SQLite store (store.py). Producers append; the
-uplink claims, then acks on PUBACK or releases on failure. In-flight state lives in memory
-only, so after a restart every unacknowledged record is pending again.
+Asks the pure core (machine.py) what to do and carries it out on a storage (SQLite in
+production, memory in fast tests). Producers append; the uplink claims, reports the
+broker's PUBACK (`sent`) or a failure (`release`), and the store's acknowledgement
+(`stored`) deletes. The outbox owns the uplink's wake-up (`wait_for_work`).
 """
 
 from __future__ import annotations
 
-import logging
+import random
 import re
 import shutil
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import Counter, deque
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
 import msgspec
 
-from cityedge.edge.outbox.machine import (
-    DEFAULT_POLICIES,
-    Admission,
-    FairScheduler,
-    OutboxLimits,
-    StreamPolicy,
-    Usage,
-    admit,
-    evictions_needed,
-    expires_at,
-    policy_for,
-)
-from cityedge.edge.outbox.store import DiskFullError, NewRecord, SqliteStore, StoredRecord
+from cityedge.edge.outbox.machine import Admitted, OutboxCore
+from cityedge.edge.outbox.policy import DEFAULT_POLICIES, OutboxLimits, ResendPolicy, StreamPolicy
+from cityedge.edge.outbox.port import AppendResult, Claim, Claimed, OutboxStats, stream_stats
+from cityedge.edge.outbox.storage import MemoryStore, NewRow, OutboxStorage, QuarantineEntry
+from cityedge.edge.outbox.store import DiskFullError, SqliteStore
+from cityedge.protocol.acks import StreamAck
 from cityedge.protocol.codec import encode_envelope
 from cityedge.protocol.envelope import NAME_PATTERN, Envelope
 from cityedge.protocol.errors import OutboxError
 
-__all__ = ["AppendResult", "Claimed", "Outbox", "OutboxStats", "StreamStats"]
+__all__ = ["Outbox"]
 
-log = logging.getLogger(__name__)
 _NAME: Final = re.compile(NAME_PATTERN)
 _ID: Final = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_PAGE: Final = 256
-_PRUNE_EVERY_S: Final = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class AppendResult:
-    """`reason` is "full", "disk_floor" or "duplicate" when not accepted; `dropped` counts evictions."""
-
-    accepted: bool
-    record_id: str
-    seq: int | None
-    reason: str | None
-    dropped: int
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """A record handed to the uplink; `payload` is exactly the bytes committed at append."""
-
-    record_id: str
-    stream: str
-    seq: int
-    payload: bytes
-
-
-@dataclass(frozen=True)
-class StreamStats:
-    pending: int
-    inflight: int
-    bytes: int
-    oldest_age_s: float | None
-    last_seq: int
-    appended: int = 0  # since this process opened the outbox
-    acked: int = 0
-    duplicates: int = 0
-
-
-@dataclass(frozen=True)
-class OutboxStats:
-    streams: dict[str, StreamStats]
-    total_pending: int
-    total_inflight: int
-    total_records: int
-    total_bytes: int
-    drops: dict[tuple[str, str], int] = field(default_factory=dict)  # persisted across restarts
-
-
-@dataclass
-class _Stream:
-    """In-memory view of one stream; disk is the truth, this is rebuilt from it at open."""
-
-    records: int = 0
-    bytes: int = 0
-    last_seq: int = 0
-    inflight: dict[str, tuple[int, int]] = field(default_factory=dict)  # id -> (seq, size)
-    scan_from: int = 0  # every record below this seq is in flight or gone
-    appended: int = 0
-    acked: int = 0
-    duplicates: int = 0
-
-    @property
-    def pending(self) -> int:
-        return self.records - len(self.inflight)
+QUARANTINE_KEEP: Final = 10_000
+QUARANTINE_RAW_BYTES: Final = 64 * 1024
 
 
 class Outbox:
-    """Open with `Outbox.open(path)`; every method is safe to call from any thread."""
+    """Open with `Outbox.open(path)` (SQLite) or `Outbox.in_memory()` (the twin)."""
 
     def __init__(
         self,
-        store: SqliteStore,
+        storage: OutboxStorage,
         policies: Mapping[str, StreamPolicy],
         limits: OutboxLimits,
+        *,
+        resend: ResendPolicy,
         clock: Callable[[], float],
-        free_disk: Callable[[Path], int],
+        free_disk: Callable[[], int],
+        rand: Callable[[], float] = random.random,
     ) -> None:
-        self._store = store
+        self._storage = storage
         self._policies = dict(policies)
         self.limits = limits
+        self.resend = resend
         self._clock = clock
         self._free_disk = free_disk
+        self._rand = rand
         self._lock = threading.Lock()
-        self._streams: dict[str, _Stream] = {}
-        self._inflight_of: dict[str, str] = {}  # record id -> stream
-        self._drops: Counter[tuple[str, str]] = Counter()
+        self._work = threading.Condition(self._lock)
         self._unsaved_drops: Counter[tuple[str, str]] = Counter()  # counted while the disk was full
-        self._scheduler = FairScheduler()
-        self._acked_pruned_at = 0.0
         self._closed = False
-        self._load()
+        # commit on the node -> deletion after the store's acknowledgement, most recent last
+        self.delivery_delays: deque[float] = deque(maxlen=100_000)
+        self._core = self._rebuild()
 
     @classmethod
     def open(
@@ -141,26 +75,57 @@ class Outbox:
         limits: OutboxLimits = OutboxLimits(),
         clock: Callable[[], float] = time.time,
         free_disk: Callable[[Path], int] | None = None,
+        resend: ResendPolicy = ResendPolicy(),
+        rand: Callable[[], float] = random.random,
     ) -> Outbox:
         path = Path(path)
+        store = SqliteStore(path)
+        measure = free_disk or _disk_free
         return cls(
-            SqliteStore(path),
+            store,
             DEFAULT_POLICIES if policies is None else policies,
             limits,
-            clock,
-            free_disk or _disk_free,
+            resend=resend,
+            clock=clock,
+            free_disk=lambda: _checked_free(measure, path.parent),
+            rand=rand,
+        )
+
+    @classmethod
+    def in_memory(
+        cls,
+        policies: Mapping[str, StreamPolicy] | None = None,
+        limits: OutboxLimits = OutboxLimits(min_free_disk_bytes=0),
+        clock: Callable[[], float] = time.time,
+        resend: ResendPolicy = ResendPolicy(),
+        free_disk: Callable[[], int] = lambda: 1 << 62,
+        rand: Callable[[], float] = random.random,
+        storage: MemoryStore | None = None,
+    ) -> Outbox:
+        """The twin: the same core and driver over dicts. Pass `storage` again to "restart"."""
+        return cls(
+            storage or MemoryStore(),
+            DEFAULT_POLICIES if policies is None else policies,
+            limits,
+            resend=resend,
+            clock=clock,
+            free_disk=free_disk,
+            rand=rand,
         )
 
     @property
-    def path(self) -> Path:
-        return self._store.path
+    def name(self) -> str:
+        return self._storage.name
+
+    @property
+    def epoch(self) -> str:
+        return self._epoch
 
     def policy(self, stream: str) -> StreamPolicy:
-        return policy_for(stream, self._policies)
+        return self._core.policy(stream)
 
     # -- producers ----------------------------------------------------------------------------
     def append(self, env: Envelope) -> AppendResult:
-        """Commit one record durably; see `append_many`."""
         return self.append_many([env])[0]
 
     def append_many(self, envs: Sequence[Envelope]) -> list[AppendResult]:
@@ -173,121 +138,186 @@ class Outbox:
             _check(env, index)
         with self._lock:
             self._require_open()
-            now, free = self._clock(), self._free_space()
+            now, free = self._clock(), self._free_disk()
+            known = self._storage.existing_ids([env.id for env in envs])
+            drops_before = Counter(self._core.drops)
             try:
-                with self._store.transaction():
-                    batch = _AppendBatch(self, envs, now, free)
-                    results = [batch.add(index, env) for index, env in enumerate(envs)]
-                    batch.finish()
+                results, rows, deletes = self._plan_appends(envs, now, free, known)
+            except BaseException:
+                self._core = self._rebuild()  # nothing was written: forget the plan
+                raise
+            try:
+                self._storage.write(
+                    list(rows.values()),
+                    deletes,
+                    {s: self._core.streams[s].last_seq for s in {r.stream for r in rows.values()}},
+                    (self._core.drops - drops_before) + self._unsaved_drops,
+                )
             except DiskFullError:
-                self._load()
+                self._core = self._rebuild()
                 return self._refuse_on_full_disk(envs)
             except BaseException:
-                self._load()  # memory follows disk again after the rollback
+                self._core = self._rebuild()
                 raise
-            batch.settle()
+            self._unsaved_drops.clear()
+            if rows:
+                self._work.notify_all()
             return results
 
-    # -- the uplink ---------------------------------------------------------------------------
-    def claim(self, max_records: int, max_bytes: int) -> tuple[str, list[Claimed]] | None:
-        """Hand out the next batch of one stream (fair by priority), in seq order, as in flight.
+    def _plan_appends(
+        self, envs: Sequence[Envelope], now: float, free: int, known: set[str]
+    ) -> tuple[list[AppendResult], dict[tuple[str, int], NewRow], list[tuple[str, int]]]:
+        results: list[AppendResult] = []
+        rows: dict[tuple[str, int], NewRow] = {}
+        deletes: list[tuple[str, int]] = []
+        for index, env in enumerate(envs):
+            duplicate = env.id in known
+            payload = b"" if duplicate else _encode(env, self._core.next_seq(env.stream), index)
+            verdict = self._core.admit(env.stream, len(payload), env.ttl_s, now, free, duplicate=duplicate)
+            if not isinstance(verdict, Admitted):
+                results.append(AppendResult(False, env.id, None, verdict.reason, 0))
+                continue
+            self._evict(env.stream, verdict.evicted, rows, deletes, known)
+            rows[(env.stream, verdict.seq)] = NewRow(
+                env.id, env.stream, verdict.seq, now, verdict.expires_at, payload
+            )
+            known.add(env.id)
+            results.append(AppendResult(True, env.id, verdict.seq, None, len(verdict.evicted)))
+        return results, rows, deletes
 
-        Pending records whose time-to-live has passed are dropped first (counted "expired").
-        At least one record is returned even if it alone exceeds `max_bytes`, so an oversized
-        record cannot block its stream. None when nothing is pending.
+    def _evict(
+        self,
+        stream: str,
+        seqs: Sequence[int],
+        rows: dict[tuple[str, int], NewRow],
+        deletes: list[tuple[str, int]],
+        known: set[str],
+    ) -> None:
+        """An evicted record of this very batch is simply not written; one on disk is deleted.
+        Either way its id is free again: a later copy (a redelivery) is a new record."""
+        on_disk = [seq for seq in seqs if rows.get((stream, seq)) is None]
+        for seq in seqs:
+            row = rows.pop((stream, seq), None)
+            if row is not None:
+                known.discard(row.record_id)
+        deletes.extend((stream, seq) for seq in on_disk)
+        known.difference_update(rid for rid, _ in self._storage.read(stream, on_disk).values())
+
+    def quarantine(self, source: str, reason: str, detail: str, raw: bytes) -> None:
+        """Keep a message refused at the door (bounded; its first 64 KiB) with its reason."""
+        entry = QuarantineEntry(self._clock(), source, reason, detail, len(raw), raw[:QUARANTINE_RAW_BYTES])
+        with self._lock:
+            self._require_open()
+            self._storage.quarantine(entry, QUARANTINE_KEEP)
+
+    def quarantined(self, limit: int = 100) -> list[QuarantineEntry]:
+        with self._lock:
+            return self._storage.quarantined(limit)
+
+    def quarantine_counts(self) -> dict[str, int]:
+        with self._lock:
+            return self._storage.quarantine_counts()
+
+    # -- the uplink ---------------------------------------------------------------------------
+    def wait_for_work(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._work:
+            while True:
+                if self._closed:
+                    return False
+                now = self._clock()
+                due = self._core.next_deadline()
+                if self._core.has_pending() or (due is not None and due <= now):
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._work.wait(min(left, max(0.001, due - now)) if due is not None else left)
+
+    def claim(self, max_records: int, max_bytes: int) -> Claim | None:
+        """The next batch of one stream (fair by priority), in seq order, now in flight.
+
+        Pending records past their time-to-live are dropped first (counted "expired"), and
+        sent records the store did not acknowledge in time are pending again.
         """
         if max_records < 1:
             raise OutboxError(f"claim: max_records must be >= 1, got {max_records}")
         with self._lock:
             self._require_open()
-            self._drop_expired(self._clock())
-            ready = {n: self.policy(n).priority for n, s in self._streams.items() if s.pending > 0}
-            name = self._scheduler.pick(ready)
-            if name is None:
+            now = self._clock()
+            self._expire(now)
+            self._core.requeue_overdue(now)
+            plan = self._core.claim(max_records, max_bytes)
+            if plan is None:
                 return None
-            taken = self._take(name, max_records, max_bytes)
-            if not taken:  # memory said pending but the scan found none: rescan, then trust disk
-                self._streams[name].scan_from = 0
-                taken = self._take(name, max_records, max_bytes)
-            if not taken:
-                self._load()
+            stream, seqs = plan
+            found = self._storage.read(stream, seqs)
+            if len(found) != len(seqs):  # memory and disk disagree: trust the disk
+                self._core = self._rebuild()
                 return None
-            self._scheduler.charge(name, len(taken), ready[name])
-            return name, taken
+            return Claim(stream, [Claimed(found[s][0], stream, s, found[s][1]) for s in seqs])
 
-    def ack(self, record_ids: Iterable[str]) -> int:
-        """The broker has them: delete them. Unknown or already-acked ids are ignored.
+    def sent(self, stream: str, seqs: Sequence[int]) -> None:
+        with self._lock:
+            self._core.sent(stream, seqs, self._clock())
+            self._work.notify_all()  # a waiter recomputes its next deadline
 
-        On a full disk nothing is deleted and they are pending again (0 is returned).
-        """
-        ids = list(dict.fromkeys(record_ids))
-        if not ids:
+    def release(self, stream: str, seqs: Sequence[int]) -> None:
+        with self._lock:
+            self._core.release(stream, seqs)
+            self._work.notify_all()
+
+    def release_all(self) -> int:
+        with self._lock:
+            count = self._core.release_all()
+            self._work.notify_all()
+            return count
+
+    def stored(self, ack: StreamAck) -> int:
+        """Delete what the store acknowledged (ignored when the ack names another epoch).
+        On a full disk nothing is deleted: the records go again and the cloud drops the copies."""
+        if ack.epoch is not None and ack.epoch != self._epoch:
             return 0
         with self._lock:
             self._require_open()
+            gone = self._core.stored(ack.stream, ack.ranges)
+            if not gone:
+                return 0
             now = self._clock()
             try:
-                with self._store.relaxed_sync(), self._store.transaction():
-                    gone = self._store.delete(ids)
-                    self._store.remember_acked((g[0] for g in gone), now)
-                    if now - self._acked_pruned_at > _PRUNE_EVERY_S:
-                        self._store.forget_acked(
-                            now - self.limits.remember_acked_s, self.limits.remember_acked_max
-                        )
-                        self._acked_pruned_at = now
-            except DiskFullError:
-                # They stay and go again later (a duplicate the cloud ignores); the uplink lives on.
-                log.warning("outbox: disk full, %d acknowledged records kept for now", len(ids))
-                self._load()
-                for record_id in ids:
-                    self._settle(record_id)
+                keep = (self.limits.remember_acked_s, self.limits.remember_acked_max)
+                self._storage.delete_stored(ack.stream, [seq for seq, _ in gone], now, keep)
+            except OutboxError:
+                self._core = self._rebuild()
                 return 0
-            except BaseException:
-                self._load()
-                raise
-            for record_id in ids:
-                self._settle(record_id)
-            for _, stream, size in gone:
-                s = self._streams[stream]
-                s.records, s.bytes, s.acked = s.records - 1, s.bytes - size, s.acked + 1
+            self.delivery_delays.extend(now - appended_at for _, appended_at in gone)
             return len(gone)
-
-    def release(self, record_ids: Iterable[str]) -> None:
-        """The send failed: these records are pending again, ahead of newer ones."""
-        with self._lock:
-            for record_id in record_ids:
-                self._settle(record_id)
-
-    def release_all(self) -> int:
-        """The link is gone (or the identity changed): everything in flight is pending again."""
-        with self._lock:
-            count = len(self._inflight_of)
-            for s in self._streams.values():
-                s.inflight.clear()
-                s.scan_from = 0
-            self._inflight_of.clear()
-            return count
 
     # -- observation --------------------------------------------------------------------------
     def stats(self) -> OutboxStats:
         with self._lock:
             self._require_open()
-            now = self._clock()
-            streams = {name: self._stream_stats(name, s, now) for name, s in self._streams.items()}
+            now, core = self._clock(), self._core
+            streams = {
+                name: stream_stats(s, core.oldest_age(name, now), core.oldest_sent_age(name, now))
+                for name, s in core.streams.items()
+            }
             return OutboxStats(
                 streams=streams,
                 total_pending=sum(s.pending for s in streams.values()),
                 total_inflight=sum(s.inflight for s in streams.values()),
-                total_records=sum(s.records for s in self._streams.values()),
-                total_bytes=sum(s.bytes for s in streams.values()),
-                drops=dict(self._drops),
+                total_records=core.usage.records,
+                total_bytes=core.usage.bytes,
+                drops={k: n for k, n in core.drops.items() if n},
+                total_sent=sum(s.sent for s in streams.values()),
             )
 
     def close(self) -> None:
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._store.close()
+                self._storage.close()
+                self._work.notify_all()
 
     def __enter__(self) -> Outbox:
         return self
@@ -296,205 +326,39 @@ class Outbox:
         self.close()
 
     # -- internals (called with the lock held) ------------------------------------------------
-    def _free_space(self) -> int:
+    def _rebuild(self) -> OutboxCore:
+        """The core as the storage has it (at open, and after a failed write), keeping what
+        only memory knew (in flight, sent, counters)."""
+        loaded = self._storage.load()
+        self._epoch = loaded.epoch
+        core = OutboxCore(self._policies, self.limits, self.resend, self._rand)
+        core.restore(loaded.rows, loaded.last_seq, Counter(loaded.drops) + self._unsaved_drops)
+        old = getattr(self, "_core", None)
+        if old is not None:
+            core.carry_over(old)
+        return core
+
+    def _expire(self, now: float) -> None:
+        drops_before = Counter(self._core.drops)
+        gone = self._core.expire(now)
+        if not gone:
+            return
         try:
-            return self._free_disk(self._store.path.parent)
-        except OSError as exc:
-            raise OutboxError(f"outbox at {self._store.path}: cannot read free disk space: {exc}") from exc
+            self._storage.write([], gone, {}, self._core.drops - drops_before)
+        except BaseException:
+            self._core = self._rebuild()
+            raise
 
     def _refuse_on_full_disk(self, envs: Sequence[Envelope]) -> list[AppendResult]:
         """SQLite found the disk full despite the floor: refuse and count, saved at the next write."""
         counts = Counter((env.stream, "disk_floor") for env in envs)
-        self._drops.update(counts)
         self._unsaved_drops.update(counts)
+        self._core.drops.update(counts)
         return [AppendResult(False, env.id, None, "disk_floor", 0) for env in envs]
-
-    def _load(self) -> None:
-        """Rebuild the in-memory view from disk (at open, and after a rolled-back transaction)."""
-        state = self._store.load()
-        old = self._streams
-        self._streams = {}
-        for name in set(state.usage) | set(state.last_seq) | set(old):
-            records, size = state.usage.get(name, (0, 0))
-            s = self._streams[name] = _Stream(records, size, state.last_seq.get(name, 0))
-            if name in old:  # keep what is really in flight and the since-open counters
-                prev = old[name]
-                s.inflight, s.scan_from = prev.inflight, prev.scan_from
-                s.appended, s.acked, s.duplicates = prev.appended, prev.acked, prev.duplicates
-        self._inflight_of = {rid: n for n, s in self._streams.items() for rid in s.inflight}
-        self._drops = Counter(state.drops) + self._unsaved_drops
-
-    def _stream(self, name: str) -> _Stream:
-        s = self._streams.get(name)
-        if s is None:
-            s = self._streams[name] = _Stream()
-        return s
-
-    def _settle(self, record_id: str) -> None:
-        """Take a record out of the in-flight set; if it is still stored it is pending again."""
-        name = self._inflight_of.pop(record_id, None)
-        if name is None:
-            return
-        s = self._streams[name]
-        seq, _ = s.inflight.pop(record_id)
-        s.scan_from = min(s.scan_from, seq)
-
-    def _take(self, name: str, max_records: int, max_bytes: int) -> list[Claimed]:
-        """The oldest pending records of one stream, within the limits, now in flight."""
-        s = self._streams[name]
-        taken: list[Claimed] = []
-        used = 0
-        next_seq = s.scan_from
-        full = False
-        while not full:
-            want = min(_PAGE, max(16, max_records - len(taken)))  # payloads are not free to read
-            page = self._store.scan(name, next_seq, want, payload=True)
-            for rec in page:
-                if rec.record_id in s.inflight:
-                    next_seq = rec.seq + 1
-                    continue
-                full = bool(taken) and used + rec.size > max_bytes
-                if full:
-                    break
-                assert rec.payload is not None
-                taken.append(Claimed(rec.record_id, name, rec.seq, rec.payload))
-                used += rec.size
-                next_seq = rec.seq + 1
-                full = len(taken) >= max_records
-                if full:
-                    break
-            full = full or len(page) < want
-        s.scan_from = next_seq
-        for c in taken:
-            s.inflight[c.record_id] = (c.seq, len(c.payload))
-            self._inflight_of[c.record_id] = name
-        return taken
-
-    def _drop_expired(self, now: float) -> None:
-        """Every pending record whose time-to-live has passed leaves now, counted per stream."""
-        due = [rid for rid, _, _ in self._store.expired(now) if rid not in self._inflight_of]
-        if not due:
-            return
-        try:
-            with self._store.transaction():
-                gone = self._store.delete(due)
-                counts = Counter((stream, "expired") for _, stream, _ in gone)
-                self._store.add_drops(counts)
-        except BaseException:
-            self._load()
-            raise
-        for _, stream, size in gone:
-            s = self._streams[stream]
-            s.records, s.bytes = s.records - 1, s.bytes - size
-        self._drops.update(counts)
-
-    def _stream_stats(self, name: str, s: _Stream, now: float) -> StreamStats:
-        oldest = self._store.oldest_appended_at(name) if s.records else None
-        return StreamStats(
-            pending=s.pending,
-            inflight=len(s.inflight),
-            bytes=s.bytes,
-            oldest_age_s=None if oldest is None else max(0.0, now - oldest),
-            last_seq=s.last_seq,
-            appended=s.appended,
-            acked=s.acked,
-            duplicates=s.duplicates,
-        )
 
     def _require_open(self) -> None:
         if self._closed:
-            raise OutboxError(f"the outbox at {self._store.path} is closed")
-
-
-class _AppendBatch:
-    """One append transaction: admission, eviction and inserts, with the lock held."""
-
-    def __init__(self, outbox: Outbox, envs: Sequence[Envelope], now: float, free_disk: int) -> None:
-        self.ob = outbox
-        self.now = now
-        self.free_disk = free_disk
-        self.rows: list[NewRecord] = []
-        self.drops: Counter[tuple[str, str]] = Counter()
-        self.appended: Counter[str] = Counter()
-        self.duplicates: Counter[str] = Counter()
-        self.touched: set[str] = set()
-        self.seen = outbox._store.existing_ids([env.id for env in envs])
-        streams = outbox._streams.values()
-        self.usage = Usage(sum(s.records for s in streams), sum(s.bytes for s in streams))
-
-    def add(self, index: int, env: Envelope) -> AppendResult:
-        s = self.ob._stream(env.stream)
-        if env.id in self.seen:
-            self.duplicates[env.stream] += 1
-            return AppendResult(False, env.id, None, "duplicate", 0)
-        policy = self.ob.policy(env.stream)
-        payload = _encode(env, s.last_seq + 1, index)
-        verdict = admit(len(payload), self.usage, self.ob.limits, policy, self.free_disk)
-        evicted = self._make_room(env.stream, s, verdict) if verdict.needs_room else 0
-        if not verdict.accept or evicted is None:
-            reason = verdict.reason or "full"
-            self.drops[(env.stream, reason)] += 1
-            return AppendResult(False, env.id, None, reason, 0)
-        s.last_seq += 1
-        s.records, s.bytes = s.records + 1, s.bytes + len(payload)
-        self.appended[env.stream] += 1
-        self.usage = Usage(self.usage.records + 1, self.usage.bytes + len(payload))
-        self.seen.add(env.id)
-        self.touched.add(env.stream)
-        expiry = expires_at(self.now, policy, env.ttl_s)
-        self.rows.append(NewRecord(env.id, env.stream, s.last_seq, self.now, expiry, payload))
-        return AppendResult(True, env.id, s.last_seq, None, evicted)
-
-    def _make_room(self, name: str, s: _Stream, verdict: Admission) -> int | None:
-        """Evict the stream's oldest pending records so the new one fits; None if they cannot."""
-        self._flush()  # records of this very batch may be the oldest ones
-        candidates = self._evictable(name, s, verdict)
-        count = evictions_needed(verdict, (rec.size for rec in candidates))
-        if not count:
-            return count
-        victims = candidates[:count]
-        self.ob._store.delete([rec.record_id for rec in victims])
-        self.seen.difference_update(rec.record_id for rec in victims)  # gone: a later copy is new
-        freed = sum(rec.size for rec in victims)
-        s.records, s.bytes = s.records - count, s.bytes - freed
-        self.usage = Usage(self.usage.records - count, self.usage.bytes - freed)
-        self.drops[(name, "evicted")] += count
-        return count
-
-    def _evictable(self, name: str, s: _Stream, verdict: Admission) -> list[StoredRecord]:
-        """Oldest pending records of the stream, just enough to cover what the verdict needs."""
-        found: list[StoredRecord] = []
-        need_records, need_bytes = verdict.over_records, verdict.over_bytes
-        next_seq = s.scan_from
-        while need_records > 0 or need_bytes > 0:
-            page = self.ob._store.scan(name, next_seq, _PAGE, payload=False)
-            for rec in page:
-                next_seq = rec.seq + 1
-                if rec.record_id not in s.inflight:
-                    found.append(rec)
-                    need_records, need_bytes = need_records - 1, need_bytes - rec.size
-            if len(page) < _PAGE:
-                break
-        return found
-
-    def _flush(self) -> None:
-        self.ob._store.insert(self.rows)
-        self.rows = []
-
-    def finish(self) -> None:
-        self._flush()
-        self.ob._store.save_last_seq({name: self.ob._streams[name].last_seq for name in self.touched})
-        self.ob._store.add_drops(self.drops + self.ob._unsaved_drops)
-
-    def settle(self) -> None:
-        """After the commit: the in-memory counters catch up with what is now on disk."""
-        ob = self.ob
-        ob._drops.update(self.drops)
-        ob._unsaved_drops.clear()
-        for name, n in self.appended.items():
-            ob._streams[name].appended += n
-        for name, n in self.duplicates.items():
-            ob._streams[name].duplicates += n
+            raise OutboxError(f"the outbox at {self._storage.name} is closed")
 
 
 def _check(env: Envelope, index: int) -> None:
@@ -515,3 +379,10 @@ def _encode(env: Envelope, seq: int, index: int) -> bytes:
 
 def _disk_free(directory: Path) -> int:
     return shutil.disk_usage(directory).free
+
+
+def _checked_free(measure: Callable[[Path], int], directory: Path) -> int:
+    try:
+        return measure(directory)
+    except OSError as exc:
+        raise OutboxError(f"outbox in {directory}: cannot read free disk space: {exc}") from exc

@@ -1,182 +1,355 @@
-"""The outbox's pure policy: stream policies, limits, admission and eviction, fair scheduling.
+"""The outbox's pure core: what happens to every record, decided from state and the clock.
 
-No I/O, no clock, no SQLite: the store asks these functions what to do and passes `now`
-and sizes in, so every overflow and fairness rule is tested without a disk or a sleep.
+A record is pending, then in flight (published, awaiting the broker's PUBACK), then sent
+(the broker has it, awaiting the store's acknowledgement), then gone (the store has it).
+In flight goes back to pending when the link drops; sent goes back to pending when the
+store does not acknowledge it in time. Evictions (drop_oldest), refusals, time-to-live
+expiry and duplicates are decided here too, and every drop is counted by stream and reason.
+
+No I/O and no clock: the SQLite driver (`driver.py`) and the in-memory twin (`memory.py`)
+ask the core, then carry out what it returns (rows to write, seqs to delete or read).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import heapq
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Literal
 
-from cityedge.protocol.errors import ConfigError
+from cityedge.edge.outbox.policy import (
+    FairScheduler,
+    OutboxLimits,
+    ResendPolicy,
+    StreamPolicy,
+    Usage,
+    admit,
+    evictions_needed,
+    expires_at,
+    policy_for,
+)
+from cityedge.edge.outbox.seqindex import SeqIndex
 
-__all__ = [
-    "DEFAULT_POLICIES",
-    "DROP_REASONS",
-    "Admission",
-    "FairScheduler",
-    "OutboxLimits",
-    "StreamPolicy",
-    "Usage",
-    "admit",
-    "evictions_needed",
-    "expires_at",
-    "policy_for",
-]
+__all__ = ["Admitted", "OutboxCore", "RefusalReason", "Refused", "StoredRow", "StreamState"]
 
-WhenFull = Literal["drop_oldest", "reject_new"]
-DropReason = Literal["full", "disk_floor", "expired", "evicted"]
-DROP_REASONS: Final[tuple[DropReason, ...]] = ("full", "disk_floor", "expired", "evicted")
-
-MiB: Final = 1024 * 1024
+RefusalReason = Literal["full", "disk_floor", "duplicate"]
 
 
-@dataclass(frozen=True)
-class StreamPolicy:
-    """How one stream behaves: its share of the link, what happens when full, how long it lives."""
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """Write the record as `seq`; delete `evicted` (older seqs of the same stream) first."""
 
-    name: str
-    priority: int
-    when_full: WhenFull
-    ttl_s: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.priority < 1:
-            raise ConfigError(f"outbox stream {self.name!r}: priority must be >= 1, got {self.priority}")
-        if self.when_full not in ("drop_oldest", "reject_new"):
-            raise ConfigError(f"outbox stream {self.name!r}: when_full must be drop_oldest or reject_new")
-        if self.ttl_s is not None and self.ttl_s <= 0:
-            raise ConfigError(f"outbox stream {self.name!r}: ttl_s must be > 0, got {self.ttl_s}")
+    seq: int
+    expires_at: float | None
+    evicted: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True)
-class OutboxLimits:
-    """The three bounds of the outbox: payload bytes, records, and a floor of free disk."""
-
-    max_bytes: int = 256 * MiB
-    max_records: int = 1_000_000
-    min_free_disk_bytes: int = 512 * MiB
-    # How long (and how many) acknowledged ids are remembered, so a late redelivery of the
-    # same record (e.g. from the node's local broker after a crash) is a duplicate.
-    remember_acked_s: float = 6 * 3600.0
-    remember_acked_max: int = 500_000
-
-    def __post_init__(self) -> None:
-        if (
-            self.max_bytes < 1
-            or self.max_records < 1
-            or self.min_free_disk_bytes < 0
-            or self.remember_acked_s < 0
-            or self.remember_acked_max < 0
-        ):
-            raise ConfigError(f"outbox limits must be positive: {self}")
+@dataclass(frozen=True, slots=True)
+class Refused:
+    reason: RefusalReason
 
 
-DEFAULT_POLICIES: Final[Mapping[str, StreamPolicy]] = {
-    p.name: p
-    for p in (
-        StreamPolicy("events", 8, "reject_new"),
-        StreamPolicy("decisions", 8, "reject_new"),
-        StreamPolicy("ota", 6, "reject_new"),
-        StreamPolicy("heartbeat", 4, "drop_oldest", ttl_s=3600.0),
-        StreamPolicy("telemetry", 2, "drop_oldest"),
-    )
-}
+@dataclass(frozen=True, slots=True)
+class StoredRow:
+    """What the core needs to know of a stored record to rebuild itself after a restart."""
 
-
-def policy_for(stream: str, policies: Mapping[str, StreamPolicy]) -> StreamPolicy:
-    """A stream nobody configured still gets a home: lowest priority, oldest dropped first."""
-    policy = policies.get(stream)
-    return policy if policy is not None else StreamPolicy(stream, 1, "drop_oldest")
-
-
-def expires_at(appended_at: float, policy: StreamPolicy, record_ttl_s: float | None) -> float | None:
-    """The record's own time-to-live wins over its stream's; None means it never expires."""
-    ttl = record_ttl_s if record_ttl_s is not None else policy.ttl_s
-    return None if ttl is None else appended_at + ttl
-
-
-@dataclass(frozen=True)
-class Usage:
-    """What the outbox holds now, in records and payload bytes."""
-
-    records: int
-    bytes: int
-
-
-@dataclass(frozen=True)
-class Admission:
-    """The verdict on one new record before any eviction.
-
-    `accept` with `over_records == over_bytes == 0` means it fits as is; otherwise the
-    caller may free that much from the stream's oldest pending records (drop_oldest only).
-    """
-
-    accept: bool
-    reason: DropReason | None = None
-    over_records: int = 0
-    over_bytes: int = 0
-
-    @property
-    def needs_room(self) -> bool:
-        return self.accept and (self.over_records > 0 or self.over_bytes > 0)
-
-
-def admit(size: int, usage: Usage, limits: OutboxLimits, policy: StreamPolicy, free_disk: int) -> Admission:
-    """Decide whether a record of `size` payload bytes may enter, and how much room it needs."""
-    if free_disk < limits.min_free_disk_bytes:
-        return Admission(False, "disk_floor")
-    if size > limits.max_bytes:
-        return Admission(False, "full")
-    over_records = max(0, usage.records + 1 - limits.max_records)
-    over_bytes = max(0, usage.bytes + size - limits.max_bytes)
-    if (over_records or over_bytes) and policy.when_full == "reject_new":
-        return Admission(False, "full")
-    return Admission(True, None, over_records, over_bytes)
-
-
-def evictions_needed(admission: Admission, evictable_sizes: Iterable[int]) -> int | None:
-    """How many of the oldest pending records (sizes, oldest first) to evict so the new one fits.
-
-    None when even evicting all of them would not make room: then nothing is evicted and the
-    new record is refused, because losing old records for a record we refuse anyway helps nobody.
-    """
-    need_records, need_bytes = admission.over_records, admission.over_bytes
-    count = 0
-    for size in evictable_sizes:
-        if need_records <= 0 and need_bytes <= 0:
-            break
-        count += 1
-        need_records -= 1
-        need_bytes -= size
-    return count if need_records <= 0 and need_bytes <= 0 else None
+    stream: str
+    seq: int
+    size: int
+    appended_at: float
+    expires_at: float | None
 
 
 @dataclass
-class FairScheduler:
-    """Stride scheduling over streams: each pick costs records/priority of virtual time.
+class StreamState:
+    """One stream as the core sees it; the index holds every stored record's seq and size."""
 
-    The stream with the least virtual time is served next, so a stream gets a share of records
-    in proportion to its priority and none starves. A stream that was idle rejoins at the
-    current virtual time: idling earns no credit to burst with later, and a newly ready
-    high-priority stream is served at once.
-    """
+    index: SeqIndex = field(default_factory=SeqIndex)
+    last_seq: int = 0
+    inflight: set[int] = field(default_factory=set)
+    sent: dict[int, float] = field(default_factory=dict)  # seq -> resend deadline
+    sent_at: dict[int, float] = field(default_factory=dict)  # seq -> when the broker took it
+    scan_from: int = 0  # no pending record has a lower seq
+    resend_attempt: int = 0
+    appended: int = 0  # counters since this process opened the outbox
+    acked: int = 0
+    duplicates: int = 0
+    resent: int = 0
 
-    _pass: dict[str, float] = field(default_factory=dict)
-    _vtime: float = 0.0
+    @property
+    def pending(self) -> int:
+        return self.index.records - len(self.inflight) - len(self.sent)
 
-    def pick(self, ready: Mapping[str, int]) -> str | None:
-        """The next stream among `ready` (stream -> priority), or None when nothing is ready."""
-        if not ready:
+    def is_pending(self, seq: int) -> bool:
+        return seq not in self.inflight and seq not in self.sent
+
+
+class OutboxCore:
+    """The whole outbox state in memory (no payloads); every method takes `now` when it needs it."""
+
+    def __init__(
+        self,
+        policies: Mapping[str, StreamPolicy],
+        limits: OutboxLimits,
+        resend: ResendPolicy,
+        rand: Callable[[], float],
+    ) -> None:
+        self.policies = dict(policies)
+        self.limits = limits
+        self.resend = resend
+        self._rand = rand
+        self.streams: dict[str, StreamState] = {}
+        self.drops: Counter[tuple[str, str]] = Counter()
+        self._expiry: list[tuple[float, str, int]] = []  # heap of (expires_at, stream, seq)
+        self._scheduler = FairScheduler()
+        self._records = 0  # what the whole outbox holds (every stream, every state)
+        self._bytes = 0
+
+    # -- building ------------------------------------------------------------------------------
+    def restore(
+        self, rows: Iterable[StoredRow], last_seq: Mapping[str, int], drops: Mapping[tuple[str, str], int]
+    ) -> None:
+        """Load what is on disk (rows in (stream, seq) order). In-flight and sent states are
+        memory only: after a restart every record is pending and goes again."""
+        for row in rows:
+            s = self.stream(row.stream)
+            s.index.add(row.seq, row.size, row.appended_at)
+            if row.expires_at is not None:
+                heapq.heappush(self._expiry, (row.expires_at, row.stream, row.seq))
+        for name, seq in last_seq.items():
+            self.stream(name).last_seq = max(self.stream(name).last_seq, seq)
+        self.drops.update(drops)
+        self._recount()
+
+    def carry_over(self, old: OutboxCore) -> None:
+        """After a rebuild from disk, keep what only memory knew: in flight, sent, counters."""
+        for name, prev in old.streams.items():
+            s = self.stream(name)
+            s.inflight = {q for q in prev.inflight if s.index.size(q) is not None}
+            s.sent = {q: d for q, d in prev.sent.items() if s.index.size(q) is not None}
+            s.sent_at = {q: t for q, t in prev.sent_at.items() if q in s.sent}
+            s.resend_attempt = prev.resend_attempt
+            s.appended, s.acked, s.duplicates, s.resent = (
+                prev.appended,
+                prev.acked,
+                prev.duplicates,
+                prev.resent,
+            )
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(self._records, self._bytes)
+
+    def stream(self, name: str) -> StreamState:
+        s = self.streams.get(name)
+        if s is None:
+            s = self.streams[name] = StreamState()
+        return s
+
+    def policy(self, name: str) -> StreamPolicy:
+        return policy_for(name, self.policies)
+
+    # -- producers -----------------------------------------------------------------------------
+    def next_seq(self, stream: str) -> int:
+        return self.stream(stream).last_seq + 1
+
+    def admit(
+        self, stream: str, size: int, ttl_s: float | None, now: float, free_disk: int, *, duplicate: bool
+    ) -> Admitted | Refused:
+        """Decide one new record of `size` bytes (encoded as `next_seq(stream)`) and apply it."""
+        s = self.stream(stream)
+        if duplicate:
+            s.duplicates += 1
+            return Refused("duplicate")
+        policy = self.policy(stream)
+        verdict = admit(size, self.usage, self.limits, policy, free_disk)
+        evicted: tuple[int, ...] = ()
+        if verdict.accept and verdict.needs_room:
+            candidates = self._evictable(s, verdict.over_records, verdict.over_bytes)
+            count = evictions_needed(verdict, (size for _, size in candidates))
+            if count is None:
+                return self._refuse(stream, "full")
+            evicted = tuple(seq for seq, _ in candidates[:count])
+            for seq in evicted:
+                self._forget(stream, seq)
+            self.drops[(stream, "evicted")] += len(evicted)
+        elif not verdict.accept:
+            return self._refuse(stream, "disk_floor" if verdict.reason == "disk_floor" else "full")
+        s.last_seq += 1
+        s.index.add(s.last_seq, size, now)
+        s.appended += 1
+        self._records, self._bytes = self._records + 1, self._bytes + size
+        expiry = expires_at(now, policy, ttl_s)
+        if expiry is not None:
+            heapq.heappush(self._expiry, (expiry, stream, s.last_seq))
+        return Admitted(s.last_seq, expiry, evicted)
+
+    # -- the uplink ----------------------------------------------------------------------------
+    def expire(self, now: float) -> list[tuple[str, int]]:
+        """Pending records whose time-to-live has passed leave now (counted "expired").
+        Returns (stream, seq) to delete. A record in flight or sent expires once it is back."""
+        gone: list[tuple[str, int]] = []
+        later: list[tuple[float, str, int]] = []
+        while self._expiry and self._expiry[0][0] <= now:
+            item = heapq.heappop(self._expiry)
+            _, name, seq = item
+            s = self.streams.get(name)
+            if s is None or s.index.size(seq) is None:
+                continue
+            if not s.is_pending(seq):
+                later.append(item)
+                continue
+            self._forget(name, seq)
+            self.drops[(name, "expired")] += 1
+            gone.append((name, seq))
+        for item in later:
+            heapq.heappush(self._expiry, item)
+        return gone
+
+    def requeue_overdue(self, now: float) -> int:
+        """Sent records the store has not acknowledged in time are pending again (and go again)."""
+        total = 0
+        for s in self.streams.values():
+            due = [seq for seq, deadline in s.sent.items() if deadline <= now]
+            if not due:
+                continue
+            for seq in due:
+                del s.sent[seq]
+                s.sent_at.pop(seq, None)
+            s.scan_from = min(s.scan_from, *due)
+            s.resend_attempt += 1
+            s.resent += len(due)
+            total += len(due)
+        return total
+
+    def claim(self, max_records: int, max_bytes: int) -> tuple[str, list[int]] | None:
+        """The next batch: one stream (fair by priority), its oldest pending seqs, now in flight.
+        At least one record even if it alone is over `max_bytes`."""
+        ready = {n: self.policy(n).priority for n, s in self.streams.items() if s.pending > 0}
+        name = self._scheduler.pick(ready)
+        if name is None:
             return None
-        for stream in ready:
-            self._pass[stream] = max(self._pass.get(stream, self._vtime), self._vtime)
-        chosen = min(ready, key=lambda s: (self._pass[s], -ready[s], s))
-        self._vtime = self._pass[chosen]
-        return chosen
+        s = self.streams[name]
+        taken: list[int] = []
+        used = 0
+        next_seq = s.scan_from
+        for seq, size in s.index.live_from(s.scan_from):
+            next_seq = seq
+            if not s.is_pending(seq):
+                continue
+            if len(taken) >= max_records or (taken and used + size > max_bytes):
+                break
+            taken.append(seq)
+            used += size
+        else:
+            next_seq = s.last_seq + 1
+        s.scan_from = next_seq
+        s.inflight.update(taken)
+        self._scheduler.charge(name, len(taken), ready[name])
+        return name, taken
 
-    def charge(self, stream: str, records: int, priority: int) -> None:
-        """Account `records` sent from `stream`: its next turn comes later the more it took."""
-        self._pass[stream] = self._pass.get(stream, self._vtime) + max(1, records) / priority
+    def sent(self, stream: str, seqs: Iterable[int], now: float) -> None:
+        """The broker acknowledged these: they wait for the store's acknowledgement."""
+        s = self.streams.get(stream)
+        if s is None:
+            return
+        deadline = now + self.resend.wait(s.resend_attempt, self._rand())
+        for seq in seqs:
+            if seq in s.inflight:
+                s.inflight.discard(seq)
+                s.sent[seq] = deadline
+                s.sent_at[seq] = now
+
+    def release(self, stream: str, seqs: Iterable[int]) -> None:
+        """The publish failed: pending again, ahead of newer records."""
+        s = self.streams.get(stream)
+        if s is None:
+            return
+        back = [seq for seq in seqs if seq in s.inflight]
+        s.inflight.difference_update(back)
+        if back:
+            s.scan_from = min(s.scan_from, *back)
+
+    def release_all(self) -> int:
+        """The link is gone: everything in flight is pending again (sent records keep waiting)."""
+        count = 0
+        for s in self.streams.values():
+            if s.inflight:
+                count += len(s.inflight)
+                s.scan_from = min(s.scan_from, *s.inflight)
+                s.inflight.clear()
+        return count
+
+    def stored(self, stream: str, ranges: Sequence[tuple[int, int]]) -> list[tuple[int, float]]:
+        """The store has these seqs: they leave, whatever state they are in. Returns (seq,
+        appended_at) of those that were still here (to delete); unknown or repeated ones are
+        ignored."""
+        s = self.streams.get(stream)
+        if s is None:
+            return []
+        gone: list[tuple[int, float]] = []
+        for low, high in ranges:
+            for seq, _ in s.index.live_from(low):
+                if seq > high:
+                    break
+                gone.append((seq, s.index.appended_at(seq)))
+        for seq, _ in gone:
+            self._forget(stream, seq)
+        s.acked += len(gone)
+        if gone:
+            s.resend_attempt = 0
+        return gone
+
+    # -- observation ---------------------------------------------------------------------------
+    def next_deadline(self) -> float | None:
+        """When the next sent record times out, or the next pending record expires."""
+        deadlines = [min(s.sent.values()) for s in self.streams.values() if s.sent]
+        if self._expiry:
+            deadlines.append(self._expiry[0][0])
+        return min(deadlines) if deadlines else None
+
+    def has_pending(self) -> bool:
+        return any(s.pending > 0 for s in self.streams.values())
+
+    def oldest_age(self, stream: str, now: float) -> float | None:
+        s = self.streams[stream]
+        first = s.index.first_seq()
+        return None if first is None else max(0.0, now - s.index.appended_at(first))
+
+    def oldest_sent_age(self, stream: str, now: float) -> float | None:
+        s = self.streams[stream]
+        return max(0.0, now - min(s.sent_at.values())) if s.sent_at else None
+
+    # -- internals -----------------------------------------------------------------------------
+    def _refuse(self, stream: str, reason: Literal["full", "disk_floor"]) -> Refused:
+        self.drops[(stream, reason)] += 1
+        return Refused(reason)
+
+    def _evictable(self, s: StreamState, need_records: int, need_bytes: int) -> list[tuple[int, int]]:
+        """The stream's oldest pending records, just enough to cover what is needed."""
+        found: list[tuple[int, int]] = []
+        for seq, size in s.index.live_from(s.scan_from):
+            if need_records <= 0 and need_bytes <= 0:
+                break
+            if s.is_pending(seq):
+                found.append((seq, size))
+                need_records, need_bytes = need_records - 1, need_bytes - size
+        return found
+
+    def _forget(self, stream: str, seq: int) -> None:
+        s = self.streams[stream]
+        size = s.index.remove(seq)
+        if size is None:
+            return
+        s.inflight.discard(seq)
+        s.sent.pop(seq, None)
+        s.sent_at.pop(seq, None)
+        self._records, self._bytes = self._records - 1, self._bytes - size
+
+    def _recount(self) -> None:
+        streams = self.streams.values()
+        self._records = sum(s.index.records for s in streams)
+        self._bytes = sum(s.index.bytes for s in streams)
+        for s in streams:
+            s.scan_from = 0

@@ -1,24 +1,29 @@
-"""The outbox's SQLite adapter: records, per-stream sequence numbers and drop counters on disk.
+"""The outbox's SQLite adapter: records, per-stream sequence numbers, drop counters, quarantine.
 
 WAL mode with synchronous=FULL: a commit returns only after the WAL is on stable storage,
-so a record an append reported is there after a power loss. The caller serialises access.
+so a record an append reported is there after a power loss. It does what the core decided
+and nothing else; the driver serialises access.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from cityedge.edge.outbox.machine import StoredRow
+from cityedge.edge.outbox.storage import Loaded, NewRow, QuarantineEntry
+from cityedge.protocol.acks import seq_ranges
 from cityedge.protocol.errors import OutboxError
 
-__all__ = ["DiskFullError", "NewRecord", "SqliteStore", "StoreState", "StoredRecord"]
+__all__ = ["DiskFullError", "SqliteStore"]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 _IN_CHUNK: Final = 500  # well under SQLite's bound-parameter limit
+_PRUNE_EVERY_S: Final = 60.0
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS records (
@@ -50,6 +55,24 @@ CREATE TABLE IF NOT EXISTS drops (
     n INTEGER NOT NULL,
     PRIMARY KEY (stream, reason)
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+-- messages refused at the door for what they are, kept (bounded) with their reason
+CREATE TABLE IF NOT EXISTS quarantine (
+    qid INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    source TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    raw BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine_counts (
+    reason TEXT PRIMARY KEY,
+    n INTEGER NOT NULL
+);
 """
 
 
@@ -57,40 +80,13 @@ class DiskFullError(OutboxError):
     """SQLite could not write: the disk (or the database's page limit) is full."""
 
 
-@dataclass(frozen=True, slots=True)
-class NewRecord:
-    record_id: str
-    stream: str
-    seq: int
-    appended_at: float
-    expires_at: float | None
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    record_id: str
-    seq: int
-    size: int
-    appended_at: float
-    expires_at: float | None
-    payload: bytes | None  # None when the caller asked for metadata only
-
-
-@dataclass(frozen=True)
-class StoreState:
-    """Everything the driver keeps in memory, as read from disk at open."""
-
-    usage: dict[str, tuple[int, int]]  # stream -> (records, bytes)
-    last_seq: dict[str, int]
-    drops: dict[tuple[str, str], int]
-
-
 class SqliteStore:
     """One connection to the outbox file; every method is called under the driver's lock."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.name = str(path)
+        self._pruned_at = float("-inf")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -116,16 +112,21 @@ class SqliteStore:
         if version > SCHEMA_VERSION:
             raise OutboxError(f"the outbox at {self.path} has schema {version}, newer than {SCHEMA_VERSION}")
         if version < SCHEMA_VERSION:
-            self._db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            epoch = str(uuid.uuid4())
+            self._db.executescript(
+                f"BEGIN; {_SCHEMA} INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', '{epoch}');"  # noqa: S608 (a UUID made here)
+                f" PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One durable transaction; SQLite errors become OutboxError and nothing half-done stays."""
+    def _transaction(self, *, relaxed: bool = False) -> Iterator[None]:
+        """One transaction; SQLite errors become OutboxError and nothing half-done stays.
+        `relaxed` commits without waiting for the disk: only for writes whose loss is harmless
+        (a lost store acknowledgement sends the record again; the cloud drops the copy)."""
+        if relaxed:
+            self._db.execute("PRAGMA synchronous = NORMAL")
         try:
             self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise OutboxError(f"outbox at {self.path}: cannot begin a transaction: {exc}") from exc
-        try:
             yield
             self._db.execute("COMMIT")
         except BaseException as exc:
@@ -134,15 +135,20 @@ class SqliteStore:
             if isinstance(exc, sqlite3.Error):
                 raise _translate(exc, self.path) from exc
             raise
+        finally:
+            if relaxed:
+                self._db.execute("PRAGMA synchronous = FULL")
 
-    def load(self) -> StoreState:
+    def load(self) -> Loaded:
         rows = self._db.execute(
-            "SELECT stream, COUNT(*), COALESCE(SUM(size), 0) FROM records GROUP BY stream"
+            "SELECT stream, seq, size, appended_at, expires_at FROM records ORDER BY stream, seq"
         )
-        usage = {stream: (count, int(size)) for stream, count, size in rows}
-        last_seq = dict(self._db.execute("SELECT name, last_seq FROM streams"))
-        drops = {(s, r): n for s, r, n in self._db.execute("SELECT stream, reason, n FROM drops")}
-        return StoreState(usage, last_seq, drops)
+        return Loaded(
+            rows=[StoredRow(*row) for row in rows],
+            last_seq=dict(self._db.execute("SELECT name, last_seq FROM streams")),
+            drops={(s, r): n for s, r, n in self._db.execute("SELECT stream, reason, n FROM drops")},
+            epoch=self._db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0],
+        )
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         """Ids among `ids` that are in the outbox or were acknowledged recently."""
@@ -157,86 +163,86 @@ class SqliteStore:
             found.update(row[0] for row in rows)
         return found
 
-    def remember_acked(self, ids: Iterable[str], at: float) -> None:
-        self._db.executemany("INSERT OR REPLACE INTO acked (id, at) VALUES (?, ?)", ((i, at) for i in ids))
-
-    def forget_acked(self, before: float, keep_at_most: int) -> None:
-        """Forget acknowledgements older than `before`, and all but the newest `keep_at_most`."""
-        self._db.execute("DELETE FROM acked WHERE at < ?", (before,))
-        self._db.execute(
-            "DELETE FROM acked WHERE at < (SELECT at FROM acked ORDER BY at DESC LIMIT 1 OFFSET ?)",
-            (keep_at_most,),
-        )
-
-    @contextmanager
-    def relaxed_sync(self) -> Iterator[None]:
-        """Commits without waiting for the disk. Only for writes whose loss is harmless: an ack
-        lost in a power cut sends the record again, and the cloud drops the copy by id. The
-        next FULL commit syncs the WAL, these frames included."""
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        try:
-            yield
-        finally:
-            self._db.execute("PRAGMA synchronous = FULL")
-
-    def insert(self, records: Iterable[NewRecord]) -> None:
-        self._db.executemany(
-            "INSERT INTO records (id, stream, seq, appended_at, expires_at, size, payload)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                (r.record_id, r.stream, r.seq, r.appended_at, r.expires_at, len(r.payload), r.payload)
-                for r in records
-            ),
-        )
-
-    def save_last_seq(self, last_seq: Mapping[str, int]) -> None:
-        self._db.executemany(
-            "INSERT INTO streams (name, last_seq) VALUES (?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET last_seq = excluded.last_seq",
-            last_seq.items(),
-        )
-
-    def add_drops(self, counts: Mapping[tuple[str, str], int]) -> None:
-        self._db.executemany(
-            "INSERT INTO drops (stream, reason, n) VALUES (?, ?, ?)"
-            " ON CONFLICT (stream, reason) DO UPDATE SET n = n + excluded.n",
-            ((stream, reason, n) for (stream, reason), n in counts.items() if n),
-        )
-
-    def scan(self, stream: str, from_seq: int, limit: int, *, payload: bool) -> list[StoredRecord]:
-        """Up to `limit` records of `stream` with seq >= from_seq, in seq order."""
-        column = "payload" if payload else "NULL"
-        rows = self._db.execute(
-            f"SELECT id, seq, size, appended_at, expires_at, {column} FROM records"  # noqa: S608
-            " WHERE stream = ? AND seq >= ? ORDER BY seq LIMIT ?",
-            (stream, from_seq, limit),
-        )
-        return [StoredRecord(*row) for row in rows]
-
-    def expired(self, now: float) -> list[tuple[str, str, int]]:
-        """(id, stream, size) of every record whose time-to-live has passed at `now`."""
-        rows = self._db.execute(
-            "SELECT id, stream, size FROM records WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
-        )
-        return rows.fetchall()
-
-    def delete(self, ids: Sequence[str]) -> list[tuple[str, str, int]]:
-        """Delete records by id; returns (id, stream, size) of those that were there."""
-        gone: list[tuple[str, str, int]] = []
-        for chunk in _chunks(ids):
-            marks = ",".join("?" * len(chunk))
-            cur = self._db.execute(
-                f"DELETE FROM records WHERE id IN ({marks}) RETURNING id, stream, size",  # noqa: S608
-                chunk,
+    def write(
+        self,
+        inserts: Sequence[NewRow],
+        deletes: Sequence[tuple[str, int]],
+        last_seq: Mapping[str, int],
+        drops: Mapping[tuple[str, str], int],
+    ) -> None:
+        """One durable transaction: evictions and expiries out, new records in, counters."""
+        with self._transaction():
+            self._db.executemany("DELETE FROM records WHERE stream = ? AND seq = ?", deletes)
+            self._db.executemany(
+                "INSERT INTO records (id, stream, seq, appended_at, expires_at, size, payload)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ((r.record_id, r.stream, r.seq, r.appended_at, r.expires_at, len(r.payload), r.payload)
+                 for r in inserts),
+            )  # fmt: skip
+            self._db.executemany(
+                "INSERT INTO streams (name, last_seq) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET last_seq = excluded.last_seq",
+                last_seq.items(),
             )
-            gone.extend(cur.fetchall())
-        return gone
+            self._db.executemany(
+                "INSERT INTO drops (stream, reason, n) VALUES (?, ?, ?)"
+                " ON CONFLICT (stream, reason) DO UPDATE SET n = n + excluded.n",
+                ((stream, reason, n) for (stream, reason), n in drops.items() if n),
+            )
 
-    def oldest_appended_at(self, stream: str) -> float | None:
-        row = self._db.execute(
-            "SELECT appended_at FROM records WHERE stream = ? ORDER BY seq LIMIT 1", (stream,)
-        ).fetchone()
-        return None if row is None else float(row[0])
+    def read(self, stream: str, seqs: Sequence[int]) -> dict[int, tuple[str, bytes]]:
+        """seq -> (record id, payload) for the records of `stream` among `seqs`."""
+        if not seqs:
+            return {}
+        rows = self._db.execute(
+            "SELECT seq, id, payload FROM records WHERE stream = ? AND seq BETWEEN ? AND ?",
+            (stream, min(seqs), max(seqs)),
+        )
+        wanted = set(seqs)
+        return {seq: (rid, payload) for seq, rid, payload in rows if seq in wanted}
+
+    def delete_stored(self, stream: str, seqs: Sequence[int], now: float, keep: tuple[float, int]) -> None:
+        """The store has them: delete, and remember their ids for `keep` = (seconds, at most)."""
+        with self._transaction(relaxed=True):
+            for low, high in seq_ranges(seqs):  # acknowledgements come as ranges: so do deletes
+                gone = self._db.execute(
+                    "DELETE FROM records WHERE stream = ? AND seq BETWEEN ? AND ? RETURNING id",
+                    (stream, low, high),
+                ).fetchall()
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO acked (id, at) VALUES (?, ?)", ((g[0], now) for g in gone)
+                )
+            if now - self._pruned_at >= _PRUNE_EVERY_S:  # the count query walks the index: not per ack
+                self._pruned_at = now
+                self._db.execute("DELETE FROM acked WHERE at < ?", (now - keep[0],))
+                self._db.execute(
+                    "DELETE FROM acked WHERE at < (SELECT at FROM acked ORDER BY at DESC LIMIT 1 OFFSET ?)",
+                    (keep[1],),
+                )
+
+    def quarantine(self, entry: QuarantineEntry, keep: int) -> None:
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO quarantine (at, source, reason, detail, size, raw) VALUES (?, ?, ?, ?, ?, ?)",
+                (entry.at, entry.source, entry.reason, entry.detail, entry.size, entry.raw),
+            )
+            self._db.execute(
+                "INSERT INTO quarantine_counts (reason, n) VALUES (?, 1)"
+                " ON CONFLICT (reason) DO UPDATE SET n = n + 1",
+                (entry.reason,),
+            )
+            self._db.execute(
+                "DELETE FROM quarantine WHERE qid <= (SELECT max(qid) FROM quarantine) - ?", (keep,)
+            )
+
+    def quarantined(self, limit: int) -> list[QuarantineEntry]:
+        rows = self._db.execute(
+            "SELECT at, source, reason, detail, size, raw FROM quarantine ORDER BY qid DESC LIMIT ?", (limit,)
+        )
+        return [QuarantineEntry(*row) for row in rows]
+
+    def quarantine_counts(self) -> dict[str, int]:
+        return dict(self._db.execute("SELECT reason, n FROM quarantine_counts"))
 
     def close(self) -> None:
         self._db.close()
@@ -248,6 +254,6 @@ def _translate(exc: sqlite3.Error, path: Path) -> OutboxError:
     return OutboxError(f"outbox at {path}: {exc}")
 
 
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+def _chunks(items: Sequence[str] | Sequence[int]) -> Iterator[Sequence[str] | Sequence[int]]:
     for start in range(0, len(items), _IN_CHUNK):
         yield items[start : start + _IN_CHUNK]

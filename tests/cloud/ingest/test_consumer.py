@@ -1,6 +1,7 @@
 """The ingest consumer against a real Mosquitto with mutual TLS: good records stored exactly
-once, bad messages counted, recorded and acknowledged, and nothing acknowledged before the
-store commit (a failing store, a crash between commit and ack)."""
+once, bad messages and records quarantined (alone: their neighbours are stored), each node told
+what is stored, and nothing acknowledged before the store commit (a failing store, a crash
+between commit and ack)."""
 
 from __future__ import annotations
 
@@ -18,16 +19,21 @@ from typing import Any
 import pytest
 import yaml
 
-from cityedge.cloud.ingest import IngestConfig, IngestConsumer, IngestRecord
-from cityedge.cloud.ingest.consumer import full_jitter
-from cityedge.cloud.store import InsertResult, RecordStore, StoreRejectedError, StoreUnavailableError
+from cityedge.cloud.ingest import IngestConfig, IngestConsumer
+from cityedge.cloud.store import (
+    IngestRecord,
+    InsertResult,
+    QuarantinedItem,
+    RecordStore,
+    StoreRejectedError,
+    StoreUnavailableError,
+)
 from cityedge.configfile import load_config
 from cityedge.protocol import up_topic
 from cityedge.protocol.errors import ConfigError
 from cityedge.sim.brokers import free_port
+from tests.support.cloud import DISTRICT, NODE, Device, batch, envelope, wait_for
 from tests.support.services import TlsBroker
-
-from .support import DISTRICT, NODE, Device, batch, envelope, wait_for
 
 EVENTS = up_topic(DISTRICT, NODE, "events")
 TELEMETRY = up_topic(DISTRICT, NODE, "telemetry")
@@ -91,14 +97,25 @@ def test_good_batches_are_stored_once_and_each_bad_message_is_counted_recorded_a
         assert stats.rejected == dict.fromkeys(bad, 1)
         assert stats.connected and stats.protocol == "5"
         assert [r.id for r in store.records()] == [e.id for e in events + telemetry]
-        assert sorted(r.reason for r in store.rejections()) == sorted(bad)
-        assert all(r.topic and r.detail for r in store.rejections())
+        kept = store.quarantined()
+        assert sorted(q.reason for q in kept) == sorted(bad)
+        assert all(q.topic and q.detail and q.raw for q in kept)
+
+        # The node is told what is stored (the redelivered copy too), never what was refused whole.
+        def told() -> bool:
+            return (
+                set(device.acked_seqs("events")) == {1, 2, 3, 4, 5} and device.acked_seqs("telemetry") != []
+            )
+
+        wait_for(told, 10, "the store's acknowledgements")
+        assert set(device.acked_seqs("telemetry")) == {1, 2, 3}
         sample = consumer.registry.get_sample_value
         assert sample("cityedge_ingest_records_total", {"stream": "events"}) == 5
         assert sample("cityedge_ingest_records_total", {"stream": "telemetry"}) == 3
         assert sample("cityedge_ingest_duplicates_total", {"stream": "events"}) == 5
-        assert sample("cityedge_ingest_rejected_total", {"reason": "oversize"}) == 1
-        assert sample("cityedge_ingest_connected") == 1
+        assert sample("cityedge_ingest_quarantined_total", {"reason": "oversize"}) == 1
+        assert sample("cityedge_ingest_store_acks_total") == consumer.stats().store_acks >= 1
+        assert sample("cityedge_mqtt_connected", {"link": "ingest"}) == 1
     finally:
         consumer.stop()
         store.close()
@@ -119,8 +136,8 @@ class FlakyStore:
             raise StoreUnavailableError("insert failed on the test database: connection refused")
         return self.real.insert(records, received_at)
 
-    def record_rejection(self, topic: str, reason: str, detail: str, received_at: datetime) -> None:
-        self.real.record_rejection(topic, reason, detail, received_at)
+    def quarantine(self, items: Sequence[QuarantinedItem], received_at: datetime) -> None:
+        self.real.quarantine(items, received_at)
 
 
 def test_a_message_is_not_acknowledged_until_its_insert_commits_on_a_retry(
@@ -174,23 +191,26 @@ class PoisonStore:
             raise StoreRejectedError("insert failed on the test database: unsupported value")
         return self.real.insert(records, received_at)
 
-    def record_rejection(self, topic: str, reason: str, detail: str, received_at: datetime) -> None:
-        self.real.record_rejection(topic, reason, detail, received_at)
+    def quarantine(self, items: Sequence[QuarantinedItem], received_at: datetime) -> None:
+        self.real.quarantine(items, received_at)
 
 
-def test_a_message_the_database_refuses_is_rejected_without_holding_up_the_others(
+def test_a_record_the_database_refuses_is_quarantined_alone_and_its_neighbours_are_stored(
     tls_broker: TlsBroker, store: RecordStore, device: Device
 ) -> None:
     consumer = running(IngestConsumer(ingest_config(tls_broker), PoisonStore(store)))
     try:
-        before, after = envelope(seq=1), envelope(seq=3)
-        device.publish(EVENTS, batch([before]))
-        device.publish(EVENTS, batch([envelope(seq=2, body={"poison": True})]))
+        first, poison, last = envelope(seq=1), envelope(seq=2, body={"poison": True}), envelope(seq=3)
+        device.publish(EVENTS, batch([first, poison, last]))  # one message, one poisoned record
+        after = envelope(seq=4)
         device.publish(EVENTS, batch([after]))
-        wait_for(lambda: consumer.stats().acked == 3, 20, "all three messages acknowledged")
-        assert [r.id for r in store.records()] == [before.id, after.id]
+        wait_for(lambda: consumer.stats().acked == 2, 20, "both messages acknowledged")
+        assert [r.id for r in store.records()] == [first.id, last.id, after.id]
         assert consumer.stats().rejected == {"store_rejected": 1}
-        assert [r.reason for r in store.rejections()] == ["store_rejected"]
+        [kept] = store.quarantined()
+        assert (kept.reason, kept.record_id, kept.seq, kept.node) == ("store_rejected", poison.id, 2, NODE)
+        wait_for(lambda: set(device.acked_seqs("events")) == {1, 2, 3, 4}, 10, "the store's acknowledgements")
+        # the poisoned record is acknowledged too: it is kept in the quarantine, never resent
     finally:
         consumer.stop()
 
@@ -295,7 +315,7 @@ def test_ingest_reconnects_after_the_broker_restarts_and_keeps_consuming(
         finally:
             device.close()
         assert [r.id for r in store.records()] == [event.id]
-        assert consumer.registry.get_sample_value("cityedge_ingest_reconnects_total") == 1
+        assert consumer.registry.get_sample_value("cityedge_mqtt_connects_total", {"link": "ingest"}) == 2
     finally:
         consumer.stop()
 
@@ -344,11 +364,3 @@ def test_an_unknown_key_in_the_config_file_is_an_error_naming_file_and_key(tmp_p
     path.write_text("port: 8883\nshare_grup: ingest\n")
     with pytest.raises(ConfigError, match=r"cloud\.yaml: invalid config: share_grup: Extra inputs"):
         load_config(IngestConfig, path)
-
-
-@pytest.mark.parametrize("attempt", [0, 1, 3, 10, 1000])
-def test_reconnect_delays_are_full_jitter_under_an_exponential_cap(attempt: int) -> None:
-    cap = min(30.0, 0.5 * 2**attempt)
-    assert full_jitter(attempt, 0.5, 30.0, rand=lambda: 0.0) == 0.0
-    assert full_jitter(attempt, 0.5, 30.0, rand=lambda: 0.999999) == pytest.approx(cap, rel=1e-5)
-    assert 0.0 <= full_jitter(attempt, 0.5, 30.0) <= cap

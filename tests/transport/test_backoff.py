@@ -1,6 +1,6 @@
 import pytest
 
-from cityedge.edge.backoff import TokenBucket, full_jitter_delay
+from cityedge.transport.backoff import TokenBucket, full_jitter_delay
 
 
 @pytest.mark.parametrize(("attempt", "ceiling"), [(0, 0.5), (1, 1.0), (3, 4.0), (10, 60.0), (500, 60.0)])

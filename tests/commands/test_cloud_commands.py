@@ -10,9 +10,8 @@ from typer.testing import CliRunner
 
 from cityedge.cli import app
 from cityedge.cloud.store import RecordStore, head_revision
+from tests.support.cloud import record
 from tests.support.services import require_mosquitto
-
-from .support import record
 
 runner = CliRunner()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -9,13 +10,16 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.engine import make_url
 
-from cityedge.cloud.ingest.decode import IngestRecord
+from cityedge.cloud.store import IngestRecord
 from cityedge.pki import IssuedIdentity
 from cityedge.protocol import Envelope, encode_batch, encode_envelope, uuid7
+from cityedge.protocol.acks import StoreAck
+from cityedge.protocol.topics import ack_topic
 
 DISTRICT = "corridor-a"
 NODE = "edge-node-001"
@@ -50,17 +54,33 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 class Device:
-    """A node publishing over mTLS with paho, QoS 1 (waits for each PUBACK)."""
+    """A node publishing over mTLS with paho, QoS 1 (waits for each PUBACK), and listening on
+    its `down/ack` topic for the store's acknowledgements."""
 
-    def __init__(self, port: int, ident: IssuedIdentity) -> None:
+    def __init__(self, port: int, ident: IssuedIdentity, district: str = DISTRICT) -> None:
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=ident.cert_path.stem, protocol=mqtt.MQTTv5
         )
         self.client.tls_set(
             ca_certs=str(ident.ca_path), certfile=str(ident.cert_path), keyfile=str(ident.key_path)
         )
+        self.store_acks: list[StoreAck] = []
+        subscribed = threading.Event()
+        self.client.on_message = lambda _c, _u, msg: self.store_acks.append(
+            msgspec.json.decode(msg.payload, type=StoreAck)
+        )
+        self.client.on_subscribe = lambda *_: subscribed.set()
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
+        self.client.subscribe(ack_topic(district, ident.cert_path.stem), qos=1)
+        assert subscribed.wait(10), "the device could not subscribe to its ack topic"
+
+    def acked_seqs(self, stream: str) -> list[int]:
+        """Every seq of `stream` the store has acknowledged so far (repeats kept)."""
+        return [
+            seq for ack in list(self.store_acks) for s in ack.streams if s.stream == stream
+            for low, high in s.ranges for seq in range(low, high + 1)
+        ]  # fmt: skip
 
     def publish(self, topic: str, payload: bytes) -> None:
         info = self.client.publish(topic, payload, qos=1)

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cityedge.transport import full_jitter_delay
-
 __all__ = ["TokenBucket", "full_jitter_delay"]
+
+
+def full_jitter_delay(attempt: int, base: float, cap: float, rand: float) -> float:
+    """Delay before retry number `attempt` (0-based): uniform in [0, min(cap, base * 2**attempt)]
+    for `rand` uniform in [0, 1)."""
+    ceiling = min(cap, base * float(2 ** min(attempt, 62)))
+    return float(ceiling * rand)
 
 
 @dataclass

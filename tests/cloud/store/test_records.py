@@ -14,8 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cityedge.cloud.ingest.decode import IngestRecord
 from cityedge.cloud.store import (
+    IngestRecord,
+    QuarantinedItem,
     RecordStore,
     StoreRejectedError,
     StoreUnavailableError,
@@ -24,8 +25,7 @@ from cityedge.cloud.store import (
 )
 from cityedge.protocol import encode_envelope
 from cityedge.protocol.errors import ConfigError
-
-from .support import DISTRICT, envelope, pg_admin, pg_schema, record
+from tests.support.cloud import DISTRICT, envelope, pg_admin, pg_schema, record
 
 NOW = datetime(2026, 11, 26, 6, 30, tzinfo=UTC)
 
@@ -119,15 +119,29 @@ def test_an_insert_the_database_refuses_stores_nothing_of_its_batch(store: Recor
     assert store.insert([batch[0], batch[2]], NOW).inserted == 2
 
 
-def test_rejected_messages_are_recorded_for_the_audit(store: RecordStore) -> None:
-    store.record_rejection("ce/v1/corridor-a/edge-node-001/up/events", "bad_json", "invalid batch: ...", NOW)
-    store.record_rejection("ce/v1/x/y/up/z", "oversize", "payload too large", NOW)
-    assert [(r.reason, r.topic) for r in store.rejections()] == [
-        ("bad_json", "ce/v1/corridor-a/edge-node-001/up/events"),
-        ("oversize", "ce/v1/x/y/up/z"),
-    ]
-    [over] = store.rejections(reason="oversize")
-    assert over.detail == "payload too large" and over.received_at == NOW
+def test_what_could_not_be_stored_is_kept_raw_with_its_reason(store: RecordStore) -> None:
+    whole = QuarantinedItem(
+        topic="ce/v1/x/y/up/z", reason="bad_json", detail="invalid batch: ...", raw=b"\xff{"
+    )
+    single = QuarantinedItem(
+        topic="ce/v1/corridor-a/edge-node-001/up/events", reason="bad_ts", detail="ts out of range",
+        raw=b'{"id":"a","seq":3,"ts":"0001-01-01T00:00:00+01:00"}', district=DISTRICT, node="edge-node-001",
+        stream="events", record_id="a", seq=3,
+    )  # fmt: skip
+    store.quarantine([whole, single], NOW)
+    got = store.quarantined()
+    assert [(q.reason, q.topic, q.raw, q.size) for q in got] == [
+        ("bad_json", whole.topic, b"\xff{", 2), ("bad_ts", single.topic, single.raw, len(single.raw)),
+    ]  # fmt: skip
+    [ts] = store.quarantined(reason="bad_ts", node="edge-node-001")
+    assert (ts.record_id, ts.seq, ts.stream, ts.detail, ts.received_at) == (
+        "a",
+        3,
+        "events",
+        "ts out of range",
+        NOW,
+    )
+    assert store.quarantine_counts() == {"bad_json": 1, "bad_ts": 1}
 
 
 def test_the_first_revision_is_0001_records_so_later_ones_can_build_on_it() -> None:
