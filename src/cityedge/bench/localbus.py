@@ -2,8 +2,9 @@
 
 One node-local Mosquitto with mutual TLS. Per run, N sensors (paho, QoS 1, one reading per
 message, each with its own id) publish M readings each as fast as the broker takes them:
-first to a paho subscriber in another process that only counts (the limit: what the broker
-and a Python MQTT client can move at all), then to the real agent (`cityedge edge run`),
+first to a paho subscriber (MQTT 3.1.1, as the agent's local bus) in another process that
+only counts (the limit: what the broker and a Python MQTT client can move at all), then to
+the real agent (`cityedge edge run`),
 which commits every reading to its outbox (group commit) before acknowledging it and is
 SIGKILLed once mid-run and restarted. The agent's rate is readings committed per second;
 lost and duplicates come from its outbox file.
@@ -44,7 +45,7 @@ seen, done = [0], threading.Event()
 def on_message(c, u, m):
     seen[0] += 1
     if seen[0] >= want: done.set()
-c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-counter", protocol=mqtt.MQTTv5)
+c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-counter", protocol=mqtt.MQTTv311)
 c.tls_set(ca, cert, key)
 c.on_message = on_message
 c.on_subscribe = lambda *a: print("subscribed", flush=True)
@@ -198,7 +199,7 @@ def _agent_run(env: _Env, run: int, sensors: int, messages: int) -> dict[str, fl
     return {"records_per_s": rows / elapsed, "lost": len(set(ids) - stored), "duplicates": rows - distinct}
 
 
-def run_localbus_bench(sensors: int = 4, messages: int = 4000, runs: int = 3) -> dict[str, Any]:
+def run_localbus_bench(sensors: int = 4, messages: int = 10_000, runs: int = 3) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cityedge-bench-") as tmpdir:
         env = _start(Path(tmpdir))
         try:

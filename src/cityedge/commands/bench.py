@@ -30,7 +30,7 @@ def bench_uplink(
 
 def bench_localbus(
     sensors: int = typer.Option(4, help="Sensor clients publishing at once."),
-    messages: int = typer.Option(4000, help="Messages per sensor."),
+    messages: int = typer.Option(10_000, help="Messages per sensor."),
     runs: int = typer.Option(3, help="Repetitions; the JSON reports medians."),
     json_out: bool = typer.Option(True, "--json/--no-json", help="Print JSON (the only format)."),
 ) -> None:

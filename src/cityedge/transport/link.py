@@ -65,6 +65,10 @@ class MqttLink:
         self._session_present = False
         self._last_error = ""
         self._reported: tuple[str, str] | None = None
+        self._paho_log = logging.getLogger(f"cityedge.transport.paho.{settings.name}")
+        self._paho_log.setLevel(logging.WARNING)
+        self._paho_log.propagate = False
+        self._paho_log.handlers = [_LastError(self._note_error)]
         self._connected_once = False
         self._generation = 0
         self._thread: threading.Thread | None = None
@@ -150,7 +154,9 @@ class MqttLink:
             client.will_set(s.will.topic, s.will.payload, s.will.qos, s.will.retain)
         client.on_connect = self._guard("on_connect", self._on_connect)
         client.on_disconnect = self._guard("on_disconnect", self._on_disconnect)
-        client.on_log = self._on_log
+        # Not `on_log`: paho formats every packet's debug line for it. A logger is asked
+        # whether the level is wanted first, so only warnings and errors cost anything.
+        client.enable_logger(self._paho_log)
         self._generation += 1
         session = Session(client, self._generation, self.version)
         client.on_message = self._guard(
@@ -218,12 +224,10 @@ class MqttLink:
         self._connack.set()
         self._drop.set()
 
-    def _on_log(self, _c: mqtt.Client, _u: Any, level: int, text: str) -> None:
+    def _note_error(self, text: str) -> None:
         # Keep the most telling error of this attempt: a TLS refusal (revoked, expired, ...)
         # is not to be overwritten by the "not connected" that paho logs after it.
-        if level in (mqtt.MQTT_LOG_ERR, mqtt.MQTT_LOG_WARNING) and (
-            not self._last_error or classify_tls_failure(self._last_error) is None
-        ):
+        if not self._last_error or classify_tls_failure(self._last_error) is None:
             self._last_error = text
 
     # -- outcomes --------------------------------------------------------------------------------------
@@ -311,6 +315,17 @@ class MqttLink:
             self.callback_errors += 1
             self._metrics.callback_errors.labels(self.settings.name, name).inc()
             log.exception("%s: %s callback failed; the link carries on", self.settings.name, name)
+
+
+class _LastError(logging.Handler):
+    """Hands paho's warnings and errors to the link, which names the cause of a failure."""
+
+    def __init__(self, note: Callable[[str], None]) -> None:
+        super().__init__(logging.WARNING)
+        self._note = note
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._note(record.getMessage())
 
 
 def _paho_alive(client: mqtt.Client) -> bool:

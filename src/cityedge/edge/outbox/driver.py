@@ -177,7 +177,8 @@ class Outbox:
             if not isinstance(verdict, Admitted):
                 results.append(AppendResult(False, env.id, None, verdict.reason, 0))
                 continue
-            self._evict(env.stream, verdict.evicted, rows, deletes, known)
+            if verdict.evicted:
+                self._evict(env.stream, verdict.evicted, rows, deletes, known)
             rows[(env.stream, verdict.seq)] = NewRow(
                 env.id, env.stream, verdict.seq, now, verdict.expires_at, payload
             )
