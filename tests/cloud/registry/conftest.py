@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,7 @@ from cityedge.cloud.store import make_engine, upgrade
 from cityedge.cloud.store.registry import RegistryStore
 from cityedge.pki import init_ca
 from tests.support.databases import fresh_database
-
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-GUIDE_CSV = (
-    "device_id,serial,model,ip,mac,sim\nedge-node-001,SN12345,NX-500,10.0.10.21,aa:bb:cc:dd:ee:ff,SIM-001\n"
-)
+from tests.support.registry import NOW
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cityedge.cloud.registry import EnrollmentRefused, Registry
 from cityedge.cloud.registry.tokens import hash_token
 from cityedge.pki import certificate_id, generate_key, make_csr
-from tests.cloud.registry.conftest import GUIDE_CSV, NOW
+from tests.support.registry import GUIDE_CSV, NOW
 
 SERIAL = "SN12345"
 DEVICE = "edge-node-001"

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cityedge.cloud.registry import InventoryError, Registry, parse_inventory, plan_import
-from tests.cloud.registry.conftest import GUIDE_CSV, NOW
+from tests.support.registry import GUIDE_CSV, NOW
 
 HEADER = "device_id,serial,model,ip,mac,sim"
 

@@ -19,7 +19,7 @@ from cityedge.cloud.registry import Registry
 from cityedge.cloud.registry.services import issue_service, renew_service
 from cityedge.pki import generate_key, load_certificate, load_private_key, make_csr
 from cityedge.protocol.errors import PkiError
-from tests.cloud.registry.conftest import GUIDE_CSV, NOW
+from tests.support.registry import GUIDE_CSV, NOW
 
 YEAR = timedelta(days=365)
 
