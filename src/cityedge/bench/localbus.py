@@ -21,19 +21,16 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import yaml
 
-from cityedge.deploy.mosquitto import MosquittoConfig
-from cityedge.pki import CertificateAuthority, IssuedIdentity
+from cityedge.bench._broker import BenchBroker, start_bench_broker, tls_files
 from cityedge.protocol.topics import local_sensor_topic
-from cityedge.sim.brokers import MosquittoProcess, free_port
-from cityedge.transport import TlsFiles, client_tls_context, make_client
+from cityedge.sim.brokers import free_port
+from cityedge.transport import client_tls_context, make_client
 
 __all__ = ["run_localbus_bench"]
 
@@ -57,43 +54,14 @@ print("done", seen[0], flush=True)
 """
 
 
-@dataclass
-class _Env:
-    tmp: Path
-    ca: CertificateAuthority
-    broker: MosquittoProcess
-
-    def identity(self, name: str) -> IssuedIdentity:
-        return self.ca.issue_to_directory(
-            name, self.tmp / "certs", now=datetime.now(UTC), lifetime=timedelta(hours=2)
-        )
-
-
-def _tls(ident: IssuedIdentity) -> TlsFiles:
-    return TlsFiles(cafile=ident.ca_path, certfile=ident.cert_path, keyfile=ident.key_path)
-
-
-def _start(tmp: Path) -> _Env:
-    now = datetime.now(UTC)
-    ca = CertificateAuthority.create("bench root", now=now)
-    server = ca.issue_to_directory(
-        "broker", tmp / "certs", now=now, server_auth=True, extra_sans=("127.0.0.1",)
-    )
-    cfg = MosquittoConfig(
-        data_dir=tmp / "broker-data", tls_port=free_port(), cafile=server.ca_path, certfile=server.cert_path,
-        keyfile=server.key_path, max_inflight=1000,
-    )  # fmt: skip
-    return _Env(tmp, ca, MosquittoProcess(cfg, tmp / "broker").start())
-
-
-def _publish(env: _Env, sensors: int, messages: int, tag: str) -> list[str]:
+def _publish(env: BenchBroker, sensors: int, messages: int, tag: str) -> list[str]:
     """N sensors publish M readings each, in parallel; returns every reading id."""
     ids: list[list[str]] = [[] for _ in range(sensors)]
 
     def sensor(k: int) -> None:
         name = f"s{k}"
         client = make_client(f"{tag}-{name}", "5", persistent=False)
-        client.tls_set_context(client_tls_context(_tls(env.identity(name))))
+        client.tls_set_context(client_tls_context(tls_files(env.identity(name))))
         client.max_inflight_messages_set(200)
         client.connect("127.0.0.1", env.broker.port)
         client.loop_start()
@@ -120,7 +88,7 @@ def _publish(env: _Env, sensors: int, messages: int, tag: str) -> list[str]:
     return [rid for chunk in ids for rid in chunk]
 
 
-def _baseline(env: _Env, sensors: int, messages: int) -> float:
+def _baseline(env: BenchBroker, sensors: int, messages: int) -> float:
     ident = env.identity("bench-counter")
     want = sensors * messages
     args = [str(env.broker.port), str(ident.ca_path), str(ident.cert_path), str(ident.key_path), str(want)]
@@ -135,7 +103,7 @@ def _baseline(env: _Env, sensors: int, messages: int) -> float:
     return want / elapsed
 
 
-def _agent(env: _Env, run: int) -> tuple[subprocess.Popen[bytes], Path, list[str]]:
+def _agent(env: BenchBroker, run: int) -> tuple[subprocess.Popen[bytes], Path, list[str]]:
     node = f"bench-node-{run}"
     ident = env.identity(node)
     data = env.tmp / node
@@ -144,7 +112,7 @@ def _agent(env: _Env, run: int) -> tuple[subprocess.Popen[bytes], Path, list[str
         "uplink": {"host": "127.0.0.1", "port": free_port()},  # nowhere: the outbox keeps everything
         "outbox": {"min_free_disk_bytes": 0},
         "local_bus": {"host": "127.0.0.1", "port": env.broker.port, "client_id": node,
-                      "tls": _tls(ident).model_dump(mode="json")},
+                      "tls": tls_files(ident).model_dump(mode="json")},
         "heartbeat": {"interval_s": 3600},
     }  # fmt: skip
     path = env.tmp / f"{node}.yaml"
@@ -166,7 +134,7 @@ def _committed(outbox: Path) -> tuple[int, int]:
         return 0, 0
 
 
-def _agent_run(env: _Env, run: int, sensors: int, messages: int) -> dict[str, float]:
+def _agent_run(env: BenchBroker, run: int, sensors: int, messages: int) -> dict[str, float]:
     proc, outbox, cmd = _agent(env, run)
     want = sensors * messages
     while "subscribed" not in (env.tmp / f"bench-node-{run}.log").read_text():
@@ -201,7 +169,7 @@ def _agent_run(env: _Env, run: int, sensors: int, messages: int) -> dict[str, fl
 
 def run_localbus_bench(sensors: int = 4, messages: int = 10_000, runs: int = 3) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cityedge-bench-") as tmpdir:
-        env = _start(Path(tmpdir))
+        env = start_bench_broker(Path(tmpdir))
         try:
             results = []
             for run in range(runs):

@@ -15,26 +15,26 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from cityedge.bench._broker import BenchBroker, start_bench_broker, tls_files
 from cityedge.cloud.store import RecordStore
-from cityedge.deploy.mosquitto import MosquittoConfig
 from cityedge.edge.app import OutboxSink
 from cityedge.edge.config import UplinkConfig
 from cityedge.edge.outbox import GroupCommitter, Outbox
 from cityedge.edge.uplink import Uplink
-from cityedge.pki import CertificateAuthority, IssuedIdentity
+from cityedge.pki import IssuedIdentity
 from cityedge.protocol.codec import encode_batch, encode_envelope
 from cityedge.protocol.envelope import Envelope
 from cityedge.protocol.ids import uuid7
 from cityedge.protocol.topics import up_topic
-from cityedge.sim.brokers import MosquittoProcess, free_port
+from cityedge.sim.brokers import MosquittoProcess
 from cityedge.sim.proxy import TcpProxy
-from cityedge.transport import TlsFiles, client_tls_context, make_client
+from cityedge.transport import client_tls_context, make_client
 
 __all__ = ["run_uplink_bench"]
 
@@ -43,17 +43,23 @@ DISTRICT = "bench"
 
 @dataclass
 class _Env:
-    tmp: Path
-    ca: CertificateAuthority
-    broker: MosquittoProcess
+    """The benchmark's broker and CA, the link proxy, and ingest as a process."""
+
+    base: BenchBroker
     proxy: TcpProxy
     ingest: subprocess.Popen[bytes]
     db_url: str
 
+    @property
+    def tmp(self) -> Path:
+        return self.base.tmp
+
+    @property
+    def broker(self) -> MosquittoProcess:
+        return self.base.broker
+
     def identity(self, name: str) -> IssuedIdentity:
-        return self.ca.issue_to_directory(
-            name, self.tmp / "certs", now=datetime.now(UTC), lifetime=timedelta(hours=2)
-        )
+        return self.base.identity(name)
 
 
 def _envelope(node: str, stream: str, i: int) -> Envelope:
@@ -68,35 +74,13 @@ def _envelope(node: str, stream: str, i: int) -> Envelope:
 
 
 def _start(tmp: Path) -> _Env:
-    now = datetime.now(UTC)
-    ca = CertificateAuthority.create("bench root", now=now)
-    server = ca.issue_to_directory(
-        "broker", tmp / "certs", now=now, server_auth=True, extra_sans=("127.0.0.1",)
-    )
-    cfg = MosquittoConfig(
-        data_dir=tmp / "broker-data",
-        tls_port=free_port(),
-        cafile=server.ca_path,
-        certfile=server.cert_path,
-        keyfile=server.key_path,
-        max_inflight=1000,
-    )
-    broker = MosquittoProcess(cfg, tmp / "broker").start()
-    ingest_id = ca.issue_to_directory("ingest", tmp / "certs", now=now)
+    base = start_bench_broker(tmp)
     db_url = f"sqlite:///{tmp / 'cloud.db'}"
     RecordStore.open(db_url).close()
     conf = {
-        "host": "127.0.0.1",
-        "port": broker.port,
-        "client_id": "ingest",
-        "share_group": None,
-        "database": db_url,
-        "tls": {
-            "cafile": str(ingest_id.ca_path),
-            "certfile": str(ingest_id.cert_path),
-            "keyfile": str(ingest_id.key_path),
-        },
-    }
+        "host": "127.0.0.1", "port": base.broker.port, "client_id": "ingest", "share_group": None,
+        "database": db_url, "tls": tls_files(base.identity("ingest")).model_dump(mode="json"),
+    }  # fmt: skip
     (tmp / "ingest.yaml").write_text(yaml.safe_dump(conf))
     log = (tmp / "ingest.log").open("ab")
     ingest = subprocess.Popen(
@@ -104,16 +88,16 @@ def _start(tmp: Path) -> _Env:
         stdout=log,
         stderr=log,
     )
-    proxy = TcpProxy(broker.port).start()
+    proxy = TcpProxy(base.broker.port).start()
     time.sleep(1.0)
-    return _Env(tmp, ca, broker, proxy, ingest, db_url)
+    return _Env(base, proxy, ingest, db_url)
 
 
 def _baseline(env: _Env, n: int) -> float:
     """Raw paho: one small record per QoS 1 publish, wait for all PUBACKs."""
     ident = env.identity("bench-baseline")
     client = make_client("bench-baseline", "5", persistent=False)
-    client.tls_set_context(client_tls_context(_tls(ident)))
+    client.tls_set_context(client_tls_context(tls_files(ident)))
     done = threading.Event()
     acked = 0
 
@@ -143,10 +127,6 @@ def _baseline(env: _Env, n: int) -> float:
     return n / elapsed
 
 
-def _tls(ident: IssuedIdentity) -> TlsFiles:
-    return TlsFiles(cafile=ident.ca_path, certfile=ident.cert_path, keyfile=ident.key_path)
-
-
 def _wait_empty(outbox: Outbox, timeout: float) -> float:
     """Until the cloud store has acknowledged every record (the outbox is empty)."""
     start = time.perf_counter()
@@ -164,7 +144,7 @@ def _uplink_run(env: _Env, run: int, n: int, backlog: int, rate: float, seconds:
     cfg = UplinkConfig(
         host="127.0.0.1",
         port=env.proxy.port,
-        tls=_tls(ident),
+        tls=tls_files(ident),
         backoff_base_s=0.05,
         backoff_cap_s=0.5,
     )

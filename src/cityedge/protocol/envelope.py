@@ -18,6 +18,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Batch",
     "Envelope",
+    "Kind",
     "Name",
     "RecordId",
 ]

@@ -8,6 +8,7 @@ ce/local/v1/...                         the node's own broker (sensors, decision
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Final, Literal
 
 import msgspec
@@ -89,8 +90,9 @@ def local_sensor_topic(sensor: str, stream: str) -> str:
     return f"{LOCAL_ROOT}/sensors/{_check(sensor, 'sensor')}/{_check(stream, 'stream')}"
 
 
+@lru_cache(maxsize=4096)
 def parse_local_sensor_topic(topic: str) -> tuple[str, str]:
-    """(sensor, stream) of a local sensor topic."""
+    """(sensor, stream) of a local sensor topic (cached: a node sees the same few topics)."""
     parts = topic.split("/")
     if len(parts) != 6 or "/".join(parts[:3]) != LOCAL_ROOT or parts[3] != "sensors":
         raise TopicError(

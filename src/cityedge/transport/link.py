@@ -234,14 +234,7 @@ class MqttLink:
     def _connect_failed(self, error: str) -> None:
         s = self.settings
         self._metrics.failures.labels(s.name, "unreachable").inc()
-        tls = classify_tls_failure(error)
-        if tls is not None:
-            self._metrics.failures.labels(s.name, f"tls_{tls[0]}").inc()
-            self._report(
-                f"tls:{tls[0]}",
-                logging.ERROR,
-                f"{s.name}: TLS with {s.host}:{s.port} failed: {tls[1]} ({error})",
-            )
+        if self._tls_refused(error):
             return
         self._report(
             "unreachable",
@@ -253,14 +246,7 @@ class MqttLink:
         """The broker answered nothing, or hung up before CONNACK (often a TLS refusal under
         TLS 1.3, where the client hears of it only after its handshake)."""
         s, error = self.settings, self._last_error
-        tls = classify_tls_failure(error) if error else None
-        if tls is not None:
-            self._metrics.failures.labels(s.name, f"tls_{tls[0]}").inc()
-            self._report(
-                f"tls:{tls[0]}",
-                logging.ERROR,
-                f"{s.name}: {s.host}:{s.port} refused the TLS session: {tls[1]} ({error})",
-            )
+        if error and self._tls_refused(error):
             return
         self._metrics.failures.labels(s.name, "no_connack").inc()
         if self._reported and self._reported[0].startswith("tls:"):
@@ -277,6 +263,21 @@ class MqttLink:
             f"{s.name}: no CONNACK from {s.host}:{s.port} (MQTT {previous}){switch}"
             + (f": {error}" if error else ""),
         )
+
+    def _tls_refused(self, error: str) -> bool:
+        """Name a TLS refusal (revoked, expired, unknown CA, ...) with what to do; False if
+        `error` is no TLS refusal."""
+        tls = classify_tls_failure(error)
+        if tls is None:
+            return False
+        s = self.settings
+        self._metrics.failures.labels(s.name, f"tls_{tls[0]}").inc()
+        self._report(
+            f"tls:{tls[0]}",
+            logging.ERROR,
+            f"{s.name}: {s.host}:{s.port} refused the TLS session: {tls[1]} ({error})",
+        )
+        return True
 
     def _refused(self, reason: ReasonCode) -> None:
         s = self.settings
