@@ -52,10 +52,8 @@ def _sql(rows: int) -> str:
 
 
 def sqlite_datetime(value: datetime) -> str:
-    """UTC, in SQLAlchemy's SQLite DATETIME storage format."""
-    d = value.astimezone(UTC)
-    date = f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
-    return f"{date} {d.hour:02d}:{d.minute:02d}:{d.second:02d}.{d.microsecond:06d}"
+    """UTC, in SQLAlchemy's SQLite DATETIME storage format (`YYYY-MM-DD HH:MM:SS.ffffff`)."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def insert_records(
@@ -77,5 +75,7 @@ def insert_records(
                 r.id, arrival, r.district, r.node, r.stream, r.seq, r.kind, r.v,
                 sqlite_datetime(r.ts), received, _encode.encode(r.body).decode(), r.raw.decode(),
             )  # fmt: skip
-        inserted += [(row[0], row[1]) for row in conn.exec_driver_sql(_sql(len(chunk)), tuple(params))]
+        cursor = conn.exec_driver_sql(_sql(len(chunk)), tuple(params)).cursor  # the DBAPI cursor: no
+        assert cursor is not None  # per-row wrapping for what is only (id, stream) pairs
+        inserted += cursor.fetchall()
     return inserted
