@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,19 +20,10 @@ from cityedge.pki.crl import Revocation, build_crl, write_crl
 from cityedge.sim.brokers import free_port
 from cityedge.transport import TlsFiles
 
-from ..support.identity import District, LockedBroker, start_locked_broker
+from ..support.identity import LockedBroker
 from ..support.stack import wait_until
 
 pytestmark = pytest.mark.mosquitto
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[LockedBroker]:
-    locked = start_locked_broker(District(tmp_path / "pki"), tmp_path / "broker")
-    try:
-        yield locked
-    finally:
-        locked.process.kill()
 
 
 def uplink_of(broker: LockedBroker, tmp_path: Path, tls: TlsFiles, node: str) -> tuple[Uplink, Outbox]:

@@ -29,7 +29,6 @@ from cityedge.protocol.topics import local_sensor_topic
 from cityedge.transport import TlsFiles, client_tls_context, make_client
 
 from ..support.cloud import envelope
-from ..support.databases import fresh_database
 from ..support.services import require
 from ..support.stack import DISTRICT, NODE, Stack, cli, tls_dict, wait_until
 
@@ -82,16 +81,6 @@ class RawSensor:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
-    with fresh_database(request.param, tmp_path) as url:
-        s = Stack(tmp_path, url)
-        try:
-            yield s
-        finally:
-            s.close()
 
 
 def stored_ids(stack: Stack, stream: str = "telemetry") -> set[str]:

@@ -39,15 +39,6 @@ CSV_HEADER = "device_id,serial,model,ip,mac,sim"
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[LockedBroker]:
-    locked = start_locked_broker(District(tmp_path), tmp_path / "broker")
-    try:
-        yield locked
-    finally:
-        locked.process.kill()
-
-
-@pytest.fixture
 def probes() -> Iterator[list[Probe]]:
     opened: list[Probe] = []
     yield opened

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from cityedge.cloud.store.registry import RegistryStore
 from cityedge.edge.identity import CredentialStore, Renewer, enroll
 from cityedge.pki.renewal import RenewalPolicy
 from tests.support.api import serve_api
-from tests.support.identity import DISTRICT, District, LockedBroker, start_locked_broker
+from tests.support.identity import DISTRICT, LockedBroker
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.slow]
 
@@ -37,15 +36,6 @@ def wait_until(predicate: object, timeout: float, what: str) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[LockedBroker]:
-    locked = start_locked_broker(District(tmp_path), tmp_path / "broker")
-    try:
-        yield locked
-    finally:
-        locked.process.kill()
 
 
 def test_several_renewals_while_records_stream_lose_and_duplicate_nothing(

@@ -9,26 +9,13 @@ once, in sequence per stream, counted in the database, and nothing left on the n
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from ..support.databases import fresh_database
 from ..support.e2e import finish, synthetic
 from ..support.stack import NODE, Stack
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.slow]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
-    with fresh_database(request.param, tmp_path) as url:
-        s = Stack(tmp_path, url)
-        try:
-            yield s
-        finally:
-            s.close()
 
 
 def test_an_agent_streaming_for_a_minute_before_ingest_ever_connects_loses_nothing(stack: Stack) -> None:
