@@ -7,6 +7,7 @@
     |   +-- OversizeError        a payload over the configured limit
     |   +-- NodeMismatchError    a record whose node differs from the topic's node
     +-- ConfigError              a config, spec or CSV that is invalid (names file/line/field)
+    |   +-- SpecError            a use-case spec that is invalid (carries its line and field)
     +-- OutboxError              the node's durable queue refused or failed an operation
     +-- StoreError               the cloud store failed an operation
     +-- PkiError                 certificate, key, CSR or CRL problem
@@ -27,6 +28,7 @@ __all__ = [
     "OversizeError",
     "PkiError",
     "ProtocolError",
+    "SpecError",
     "StoreError",
     "TopicError",
     "TransitionError",
@@ -69,6 +71,15 @@ class NodeMismatchError(ProtocolError):
 
 class ConfigError(CityEdgeError):
     """Invalid configuration, spec or input file; the message names where."""
+
+
+class SpecError(ConfigError):
+    """A use-case spec that is invalid: `line` (1-based, 0 when unknown) and `field` say where."""
+
+    def __init__(self, source: str, line: int, field: str, problem: str) -> None:
+        where = f"{source}:{line}" if line else source
+        super().__init__(f"{where}: {field}: {problem}")
+        self.source, self.line, self.field, self.problem = source, line, field, problem
 
 
 class OutboxError(CityEdgeError):
