@@ -152,5 +152,6 @@ class UseCaseSpec:
 
 
 def slot_seconds(mix: Mapping[str, int]) -> float:
-    """A slot fits a congestion episode (28 s) and a wrong-way car after the queue cleared; a stop alone needs 25 s."""
+    """A slot fits a congestion episode (28 s) and a wrong-way car after the queue cleared;
+    a stopped vehicle alone needs 25 s."""
     return 55.0 if mix.get("congestion") or mix.get("wrong_way") else 25.0
