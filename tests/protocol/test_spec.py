@@ -46,7 +46,8 @@ run: 42s
 """
     )
     assert (spec.nodes, spec.cameras_per_node, spec.fps_per_camera) == (3, 2, 20.0)
-    assert (spec.cloud_sync.target_s, spec.cloud_sync.percentile, spec.cloud_sync.drain_s) == (2.0, 95.0, 20.0)
+    sync = spec.cloud_sync
+    assert (sync.target_s, sync.percentile, sync.drain_s) == (2.0, 95.0, 20.0)
     assert [(o.at_s, o.for_s) for o in spec.outages()] == [(10.0, 5.0), (30.0, 10.0)]
     assert spec.link(2).latency_ms == 500.0 and spec.link(2).loss == pytest.approx(0.01)
     assert spec.link(1) == PROFILES["flaky"]
