@@ -1,9 +1,10 @@
-"""Synthetic network cameras: each plays its scene live, H.264 in Matroska over TCP, in real time.
+"""Synthetic network cameras: each streams its scene live, H.264 in Matroska over TCP, in real time.
 
-One child process per node renders and encodes that node's cameras (as real cameras would,
-off the node's CPU budget of the agent). Frame i leaves at `start_at + i / fps`, so the
-scene's ground truth, stamped from `start_at`, is in the same wall time as the node's
-detections. A camera that connects late, or reconnects, joins the live stream where it is.
+The scenes are rendered beforehand (`cityedge.sim.pilot.scenes`), so the run's CPU goes to
+the nodes, not to drawing traffic. One child process per node plays that node's cameras:
+frame i leaves at `start_at + i / fps`, so the scene's ground truth, shifted to `start_at`,
+is in the same wall time as the node's detections. A camera that connects late, or
+reconnects, joins the live stream at its next keyframe.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import queue
 import socket
 import threading
 import time
-from dataclasses import asdict
 from typing import Any
 
 from cityedge.sim.pilot.staging import CameraFeed
@@ -29,77 +29,73 @@ _LIVE = {"live": "1", "cluster_time_limit": "1", "flush_packets": "1"}
 log = logging.getLogger(__name__)
 
 
-class _Stream:
-    """One viewer connection: an encoder and a Matroska muxer writing into the socket."""
+class _Viewer:
+    """One viewer connection: the camera's compressed stream copied into Matroska on the socket."""
 
-    def __init__(self, conn: socket.socket, feed: CameraFeed) -> None:
+    def __init__(self, conn: socket.socket, template: Any) -> None:
         import av
 
         self.conn = conn
         self.file = conn.makefile("wb")
         self.out = av.open(self.file, "w", format="matroska", options=_LIVE)
-        sc = feed.scenario
-        stream = self.out.add_stream("libx264", rate=round(sc.fps))
-        stream.width, stream.height, stream.pix_fmt = sc.size[0], sc.size[1], "yuv420p"
-        stream.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(round(sc.fps * 2))}
-        self.stream = stream
-        self.count = 0
+        self.stream = self.out.add_stream_from_template(template)
+        self.started = False  # a viewer starts at a keyframe, or it cannot decode
 
-    def send(self, image: Any) -> None:
-        import av
-
-        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-        frame.pts = self.count
-        self.count += 1
-        for packet in self.stream.encode(frame):
-            self.out.mux(packet)
+    def send(self, packet: Any) -> None:
+        if not (self.started or packet.is_keyframe):
+            return
+        self.started = True
+        packet.stream = self.stream
+        self.out.mux(packet)
         self.file.flush()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            for packet in self.stream.encode():
-                self.out.mux(packet)
             self.out.close()
         with contextlib.suppress(OSError):
             self.file.close()
             self.conn.close()
 
 
-def _play(feed: CameraFeed) -> dict[str, Any]:
-    """Render, pace and stream one camera's scene; return its ground truth and timing."""
-    from cityedge.sim.scene import SceneRun, frames, scene_zones
+def _play(feed: CameraFeed, video: str, start: Any) -> dict[str, Any]:
+    """Stream the camera's rendered video live: packet k leaves at `start` + its timestamp."""
+    import av
 
-    sc = feed.scenario
-    run = SceneRun(sc, zones=scene_zones(sc))
-    server = socket.create_server(("127.0.0.1", feed.port))
+    server = socket.create_server(("127.0.0.1", feed.port))  # nodes may connect before the start
+    while start.value <= 0:
+        time.sleep(0.02)
+    start_at = float(start.value)
     server.setblocking(False)
-    viewer: _Stream | None = None
+    viewer: _Viewer | None = None
     late, sent = 0.0, 0
     try:
-        for index, _t, image in frames(sc, run):
-            due = sc.start_time + index / sc.fps
-            wait = due - time.time()
-            if wait > 0:
-                time.sleep(wait)
-            late = max(late, -wait)
-            viewer = _accept(server, feed, viewer)
-            if viewer is None:
-                continue
-            try:
-                viewer.send(image)
-                sent += 1
-            except OSError:
-                viewer.close()
-                viewer = None
+        with av.open(video) as container:
+            stream = container.streams.video[0]
+            unit = float(stream.time_base or 0.001)
+            for packet in container.demux(stream):
+                if packet.pts is None:
+                    continue
+                wait = start_at + packet.pts * unit - time.time()
+                if wait > 0:
+                    time.sleep(wait)
+                late = max(late, -wait)
+                viewer = _accept(server, stream, viewer)
+                if viewer is None:
+                    continue
+                try:
+                    viewer.send(packet)
+                    sent += 1
+                except OSError:
+                    viewer.close()
+                    viewer = None
     finally:
         if viewer is not None:
             viewer.close()
         server.close()
-    truth = [asdict(i) for i in run.incidents]
-    return {"node": feed.node, "camera": feed.camera, "truth": truth, "frames_sent": sent, "max_late_s": late}
+    return {"node": feed.node, "camera": feed.camera, "frames_sent": sent, "max_late_s": late}
 
 
-def _accept(server: socket.socket, feed: CameraFeed, viewer: _Stream | None) -> _Stream | None:
+def _accept(server: socket.socket, template: Any, viewer: _Viewer | None) -> _Viewer | None:
     """The newest connection wins: a node that connects again has given up on the old one."""
     newest = None
     while True:
@@ -115,19 +111,19 @@ def _accept(server: socket.socket, feed: CameraFeed, viewer: _Stream | None) -> 
     if viewer is not None:
         viewer.close()
     newest.setblocking(True)
-    return _Stream(newest, feed)
+    return _Viewer(newest, template)
 
 
-def _serve(feeds: list[CameraFeed], results: Any) -> None:
+def _serve(feeds: list[tuple[CameraFeed, str]], results: Any, start: Any) -> None:
     """Child process: one thread per camera; each puts its result on `results` when done."""
 
-    def play(feed: CameraFeed) -> None:
+    def play(feed: CameraFeed, video: str) -> None:
         try:
-            results.put(_play(feed))
+            results.put(_play(feed, video, start))
         except Exception as exc:  # the parent reports it; the other cameras play on
             results.put({"node": feed.node, "camera": feed.camera, "error": f"{type(exc).__name__}: {exc}"})
 
-    threads = [threading.Thread(target=play, args=(f,), daemon=True) for f in feeds]
+    threads = [threading.Thread(target=play, args=pair, daemon=True) for pair in feeds]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -137,14 +133,17 @@ def _serve(feeds: list[CameraFeed], results: Any) -> None:
 class CameraRig:
     """The district's synthetic cameras: one process per node, results collected at the end."""
 
-    def __init__(self, feeds: list[CameraFeed]) -> None:
+    def __init__(self, feeds: list[CameraFeed], videos: list[str]) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.results: Any = ctx.Queue()
-        by_node: dict[str, list[CameraFeed]] = {}
-        for feed in feeds:
-            by_node.setdefault(feed.node, []).append(feed)
+        self.start_at: Any = ctx.Value("d", 0.0)  # set by `play`: frame 0's wall time
+        by_node: dict[str, list[tuple[CameraFeed, str]]] = {}
+        for feed, video in zip(feeds, videos, strict=True):
+            by_node.setdefault(feed.node, []).append((feed, video))
         self.procs = [
-            ctx.Process(target=_serve, args=(group, self.results), name=f"cameras-{node}", daemon=True)
+            ctx.Process(
+                target=_serve, args=(group, self.results, self.start_at), name=f"cameras-{node}", daemon=True
+            )
             for node, group in by_node.items()
         ]
         self.expected = len(feeds)
@@ -153,6 +152,10 @@ class CameraRig:
         for proc in self.procs:
             proc.start()
         return self
+
+    def play(self, start_at: float) -> None:
+        """Every camera starts streaming at `start_at` (wall time)."""
+        self.start_at.value = start_at
 
     def collect(self, timeout: float) -> list[dict[str, Any]]:
         """Every camera's result (ground truth, frames sent, lateness), waiting up to `timeout`."""

@@ -39,6 +39,11 @@ class LiveProgress:
         if time.monotonic() - self._drawn < 0.5:
             return
         self._drawn = time.monotonic()
+        if event["phase"] == "rendering":
+            self.live.update(
+                Text(f"rendering {event['cameras']} camera scenes (cached for the next run) ...")
+            )
+            return
         stack = event["stack"]
         if event["phase"] == "ready":
             self.live.update(Text(f"district up; cameras start in {event['start_at'] - time.time():.0f} s"))

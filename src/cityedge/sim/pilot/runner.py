@@ -23,6 +23,7 @@ from cityedge.sim.pilot.cameras import CameraRig
 from cityedge.sim.pilot.judge import Verdict, judge
 from cityedge.sim.pilot.measure import Measurements, Record
 from cityedge.sim.pilot.network import OutageDriver
+from cityedge.sim.pilot.scenes import render_all, shifted_truth
 from cityedge.sim.pilot.stack import Stack, choose_broker
 from cityedge.sim.pilot.staging import CameraFeed, plan_feeds, truth_without_decoys
 
@@ -30,7 +31,7 @@ __all__ = ["PilotOptions", "PilotRun", "run_pilot", "with_overrides"]
 
 log = logging.getLogger(__name__)
 
-START_LEAD_S = 12.0  # cameras start this long after planning: the district comes up meanwhile
+START_LEAD_S = 2.0  # the nodes' camera sources connect, then frame 0 leaves
 DRAIN_TIMEOUT_S = 90.0
 
 
@@ -81,13 +82,17 @@ def run_pilot(opts: PilotOptions, progress: Progress | None = None) -> PilotRun:
     workdir = opts.workdir or Path(tempfile.mkdtemp(prefix="cityedge-pilot-"))
     workdir.mkdir(parents=True, exist_ok=True)
     kind = choose_broker(opts.broker)
-    start_at = time.time() + START_LEAD_S
-    feeds = plan_feeds(spec, start_at, [free_port() for _ in range(spec.nodes * spec.cameras_per_node)])
-    rig = CameraRig(feeds).start()
+    feeds = plan_feeds(spec, 0.0, [free_port() for _ in range(spec.nodes * spec.cameras_per_node)])
+    if progress:
+        progress({"phase": "rendering", "cameras": len(feeds)})
+    videos = render_all(feeds)
+    rig = CameraRig(feeds, videos).start()
     stack = Stack(spec, workdir, kind)
     try:
         stack.start_cloud()
         stack.start_nodes(feeds, workdir / "nodes.log")
+        start_at = time.time() + START_LEAD_S
+        rig.play(start_at)
         if progress:
             progress({"phase": "ready", "stack": stack, "start_at": start_at})
         driver = OutageDriver(stack.links, spec.outages(), start_at).start()
@@ -95,7 +100,8 @@ def run_pilot(opts: PilotOptions, progress: Progress | None = None) -> PilotRun:
         driver.stop()
         results = rig.collect(timeout=60.0)
         _drain(stack, progress)
-        m = _measure(stack, feeds, results, driver, start_at, spec.run_s, kind)
+        truths = {(f.node, f.camera): shifted_truth(v, start_at) for f, v in zip(feeds, videos, strict=True)}
+        m = _measure(stack, feeds, results, truths, driver, (start_at, spec.run_s, kind))
     finally:
         rig.stop()
         stack.close()
@@ -143,11 +149,11 @@ def _measure(
     stack: Stack,
     feeds: list[CameraFeed],
     results: list[dict[str, Any]],
+    truths: dict[tuple[str, str], list[dict[str, Any]]],
     driver: OutageDriver,
-    start_at: float,
-    run_s: float,
-    kind: str,
+    run: tuple[float, float, str],
 ) -> Measurements:
+    start_at, run_s, kind = run
     by_camera = {(r["node"], r["camera"]): r for r in results}
     window = (start_at + 2.0, start_at + run_s - 1.0)  # frame 0 takes a moment to reach the node
     cameras, nodes = [], []
@@ -157,7 +163,7 @@ def _measure(
         for data in measured["cameras"]:
             feed = next(f for f in feeds if f.node == node and f.camera == data.camera)
             got = by_camera.get((node, data.camera), {"error": "the camera simulator reported nothing"})
-            data.truth = truth_without_decoys(got.get("truth", []), feed)
+            data.truth = truth_without_decoys(truths[(node, data.camera)], feed, start_at)
             data.frames_sent, data.max_late_s = got.get("frames_sent", 0), got.get("max_late_s", 0.0)
             data.error = got.get("error")
             cameras.append(data)

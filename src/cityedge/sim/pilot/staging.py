@@ -83,9 +83,8 @@ def plan_feeds(spec: UseCaseSpec, start_at: float, ports: list[int]) -> list[Cam
     return feeds
 
 
-def truth_without_decoys(truth: list[dict[str, Any]], feed: CameraFeed) -> list[dict[str, Any]]:
-    """The scene's ground truth less the incidents a decoy caused (same kind and lane, its time)."""
-    t0 = feed.scenario.start_time
+def truth_without_decoys(truth: list[dict[str, Any]], feed: CameraFeed, t0: float) -> list[dict[str, Any]]:
+    """The scene's ground truth (wall time, frame 0 at `t0`) less the incidents a decoy caused."""
 
     def is_decoy(gt: dict[str, Any]) -> bool:
         return any(
