@@ -99,5 +99,22 @@ def _summary(console: Any, run: Any, paths: list[Path]) -> None:
     console.print(f"verdict: {word}; report: {paths[0].resolve()}")
 
 
+def bench_broker(
+    broker: list[str] = typer.Option(
+        ["iotcore", "mosquitto"], "--broker", help="iotcore, amqtt (install it), mosquitto."
+    ),
+    runs: int = typer.Option(3, help="Repetitions; the JSON reports medians and every run."),
+    rate: float = typer.Option(200.0, help="Records per second in the latency phase."),
+) -> None:
+    """Embedded broker candidates against Mosquitto through cityedge's uplink and ingest: connect time
+    (protocol discovery and pinned 3.1.1), latency, burst throughput, persistent-session delivery."""
+    import json
+
+    from cityedge.bench.brokers import run_broker_bench
+
+    typer.echo(json.dumps(run_broker_bench(broker, runs=runs, rate=rate)))
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command("pilot")(pilot)
+    bench_app.command("broker")(bench_broker)

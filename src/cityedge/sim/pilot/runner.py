@@ -155,7 +155,7 @@ def _measure(
 ) -> Measurements:
     start_at, run_s, kind = run
     by_camera = {(r["node"], r["camera"]): r for r in results}
-    window = (start_at + 2.0, start_at + run_s - 1.0)  # frame 0 takes a moment to reach the node
+    window = (start_at + 5.0, start_at + run_s - 1.0)  # a camera connection takes a few seconds to settle
     cameras, nodes = [], []
     for node, proc in stack.agents.items():
         measured = proc.call("measure", *window, timeout=120.0)
