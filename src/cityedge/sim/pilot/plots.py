@@ -77,7 +77,7 @@ def sync_delay(m: Measurements, drains: list[dict[str, Any]], target_s: float) -
 
 def incident_timeline(m: Measurements) -> tuple[str, int]:
     cams = sorted(m.cameras, key=lambda c: (c.node, c.camera))
-    fig = _figure(7.5, 0.9 + 0.38 * max(1, len(cams)))
+    fig = _figure(8.5, 1.4 + 0.38 * max(1, len(cams)))
     ax = fig.add_subplot()
     t0, drawn = m.started_at, 0
     for row, cam in enumerate(cams):
@@ -107,7 +107,7 @@ def incident_timeline(m: Measurements) -> tuple[str, int]:
     ax.set_xlabel("time since the cameras started (s)")
     handles = [_patch(colour, kind) for kind, colour in _KIND_COLOURS.items()]
     handles += [_marker("o", "#2ca02c", "detected (true)"), _marker("X", "#d62728", "detected (false)")]
-    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=5)
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _svg(fig), drawn
 
 

@@ -31,7 +31,7 @@ __all__ = ["DISTRICT", "Stack", "choose_broker"]
 log = logging.getLogger(__name__)
 
 DISTRICT = "corridor-a"
-_SERVICES = ("ingest", "pixel-monitor")
+SENSOR_READINGS_PER_S = 5.0
 
 
 def choose_broker(choice: str) -> str:
@@ -227,6 +227,8 @@ class Stack:
             },
             "identity": {"api_url": self.api_url, "credentials_dir": str(data_dir / "creds")},
             "heartbeat": {"interval_s": 5.0},
+            # sensor telemetry as a district node carries it: a steady stream through every outage
+            "synthetic": {"telemetry_per_s": SENSOR_READINGS_PER_S, "incidents_per_min": 0},
             "cameras": [_camera(f) for f in feeds],
             "retention": {
                 "root": str(data_dir / "video"),
