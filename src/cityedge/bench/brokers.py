@@ -81,7 +81,7 @@ async def _amqtt_boot(broker_cls: Any, config: dict[str, Any], loop: Any) -> Any
 
 
 def _ingest(port: int, protocol: str, db_url: str, store: RecordStore) -> IngestConsumer:
-    cfg = IngestConfig(port=port, client_id="bench-ingest", protocol=protocol, database=db_url)  # type: ignore[arg-type]
+    cfg = IngestConfig(port=port, client_id="bench-ingest", protocol=protocol, database=db_url)
     consumer = IngestConsumer(cfg, store).start()
     if not consumer.wait_subscribed(30):
         raise RuntimeError("ingest did not subscribe")
@@ -90,7 +90,7 @@ def _ingest(port: int, protocol: str, db_url: str, store: RecordStore) -> Ingest
 
 def _uplink(port: int, protocol: str, tmp: Path, node: str) -> tuple[Outbox, Uplink, float]:
     outbox = Outbox.open(tmp / f"{node}.db")
-    cfg = UplinkConfig(port=port, protocol=protocol, backoff_base_s=0.05, backoff_cap_s=0.5)  # type: ignore[arg-type]
+    cfg = UplinkConfig(port=port, protocol=protocol, backoff_base_s=0.05, backoff_cap_s=0.5)
     started = time.perf_counter()
     uplink = Uplink(cfg, node, "bench", outbox).start()
     while not uplink.connected and time.perf_counter() - started < 60:

@@ -12,13 +12,9 @@ __all__ = ["register"]
 
 
 def pilot(
-    spec: Path | None = typer.Option(
-        None, "--spec", help="Use-case spec: the guide's template or YAML (default: shipped)."
-    ),
+    spec: Path | None = typer.Option(None, "--spec", help="Use-case spec: the guide's template or YAML."),
     nodes: int | None = typer.Option(None, "--nodes", min=1, help="Override the spec's number of nodes."),
-    network: str | None = typer.Option(
-        None, "--network", help="Override the network profile: clean, urban-lte, flaky."
-    ),
+    network: str | None = typer.Option(None, "--network", help="Network profile: clean, urban-lte, flaky."),
     report: Path = typer.Option(
         Path("pilot-report"), "--report", help="Write report.html and report.json here."
     ),
@@ -27,12 +23,21 @@ def pilot(
         "auto", "--broker", help="auto (Mosquitto if installed), mosquitto or embedded."
     ),
     workdir: Path | None = typer.Option(
-        None, "--workdir", help="Keep brokers, certificates, databases and video here."
+        None, "--workdir", help="Keep the run's brokers, certificates, data here."
     ),
 ) -> None:
-    """Start the district (CA and enrollment, cloud broker, ingest, API, nodes with synthetic cameras
-    behind impaired links), run the spec's compressed acceptance test, judge every SLO from the
-    run's data and write the reports. Exit code 0 only when every SLO passes."""
+    """Run the use case (default: the spec shipped with cityedge) on a whole district on this machine,
+    judge every SLO from the run's data, write the reports. Exit code 0 only when every SLO passes."""
+    if broker not in ("auto", "mosquitto", "embedded"):
+        raise typer.BadParameter("--broker: auto, mosquitto or embedded")
+    if not _main(spec, nodes, network, report, json_out, broker, workdir):
+        raise typer.Exit(1)
+
+
+def _main(
+    spec: Path | None, nodes: int | None, network: str | None, report: Path, json_out: Path | None,
+    broker: str, workdir: Path | None,
+) -> bool:  # fmt: skip
     from rich.console import Console
 
     from cityedge.sim.pilot import load_spec
@@ -40,13 +45,9 @@ def pilot(
 
     console = Console()
     chosen = with_overrides(load_spec(spec), nodes, network)
-    if broker not in ("auto", "mosquitto", "embedded"):
-        raise typer.BadParameter("--broker: auto, mosquitto or embedded")
     run = _run(PilotOptions(chosen, broker, workdir), console, report / "pilot.log")
-    paths = _write(run, report, json_out)
-    _summary(console, run, paths)
-    if not run.verdict.passed:
-        raise typer.Exit(1)
+    _summary(console, run, _write(run, report, json_out))
+    return bool(run.verdict.passed)
 
 
 def _run(opts: Any, console: Any, log_path: Path) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from cityedge.sim.pilot.judge import match_incidents
+from cityedge.sim.pilot.incidents import match_incidents
 from cityedge.sim.pilot.measure import Measurements
 
 __all__ = ["incident_timeline", "latency_histogram", "sync_delay"]

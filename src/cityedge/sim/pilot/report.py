@@ -123,7 +123,7 @@ def _per_node(run: PilotRun) -> list[dict[str, Any]]:
 
 
 def _precision(run: PilotRun, node: str) -> float | None:
-    from cityedge.sim.pilot.judge import match_incidents
+    from cityedge.sim.pilot.incidents import match_incidents
 
     m = run.measurements
     tp = found = 0
