@@ -36,9 +36,9 @@ BROKERS = ("iotcore", "amqtt", "mosquitto")
 def _start_broker(name: str, tmp: Path) -> tuple[int, Callable[[], None]]:
     port = free_port()
     if name == "iotcore":
-        from cityedge.sim.embedded import EmbeddedBroker
+        from cityedge.sim.iotcore_broker import IotcoreBroker
 
-        broker = EmbeddedBroker(tmp / "iotcore", port=port).start()
+        broker = IotcoreBroker(tmp / "iotcore", port=port).start()
         return port, broker.stop
     if name == "mosquitto":
         from cityedge.deploy.mosquitto import MosquittoConfig

@@ -113,9 +113,9 @@ class Stack:
     def _start_broker(self) -> None:
         server = self._identity("broker", server_auth=True, extra_sans=("localhost", "127.0.0.1"))
         if self.broker_kind == "embedded":
-            from cityedge.sim.embedded import EmbeddedBroker
+            from cityedge.sim.iotcore_broker import IotcoreBroker
 
-            broker = EmbeddedBroker(
+            broker = IotcoreBroker(
                 self.workdir / "broker", tls=(self.layout.chain, server.cert_path, server.key_path)
             )
             self.notes.append(
