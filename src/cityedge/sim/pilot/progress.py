@@ -26,6 +26,7 @@ class LiveProgress:
         )
         self._after: int | None = None
         self._delays: list[tuple[float, float]] = []  # (stored at, delay)
+        self._incidents: dict[str, int] = {}  # incidents stored in the cloud, per node
         self._drawn = 0.0
 
     def __enter__(self) -> LiveProgress:
@@ -62,12 +63,16 @@ class LiveProgress:
     def _poll_store(self, stack: Any) -> None:
         for row in stack.store.records(after=self._after, limit=5000):
             self._after = row.arrival
+            if row.stream == "events" and row.kind == "incident":
+                self._incidents[row.node] = self._incidents.get(row.node, 0) + 1
             self._delays.append((row.received_at.timestamp(), (row.received_at - row.ts).total_seconds()))
         cutoff = time.time() - 10.0
         self._delays = [d for d in self._delays if d[0] >= cutoff]
 
     def _nodes(self, stack: Any, driver: Any) -> Table:
-        table = Table("node", "link", "uplink", "backlog", "fps", "events", "p99 latency ms (5 s)")
+        table = Table(
+            "node", "link", "uplink", "backlog", "fps", "incidents in cloud", "p99 latency ms (5 s)"
+        )
         for link in stack.links:
             st = stack.agents[link.node].status()
             up = "[green]up[/green]" if link.proxy.up else "[red]OUTAGE[/red]"
@@ -78,7 +83,7 @@ class LiveProgress:
                 uplink,
                 str(st["backlog"]),
                 f"{st['fps']:.1f}",
-                str(st["events"]),
+                str(self._incidents.get(link.node, 0)),
                 f"{st['p99_ms']:.1f}",
             )
         return table

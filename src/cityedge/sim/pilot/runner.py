@@ -8,10 +8,13 @@ before anything is torn down.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 
 START_LEAD_S = 2.0  # the nodes' camera sources connect, then frame 0 leaves
 DRAIN_TIMEOUT_S = 90.0
+PRIORITY_BOOST = 5
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,15 @@ def run_pilot(opts: PilotOptions, progress: Progress | None = None) -> PilotRun:
     if progress:
         progress({"phase": "rendering", "cameras": len(feeds)})
     videos = render_all(feeds)
+    notes: list[str] = []
+    with _priority(notes):
+        return _run(opts, spec, workdir, kind, feeds, videos, notes, progress, began)
+
+
+def _run(
+    opts: PilotOptions, spec: UseCaseSpec, workdir: Path, kind: str, feeds: list[CameraFeed],
+    videos: list[str], notes: list[str], progress: Progress | None, began: float,
+) -> PilotRun:  # fmt: skip
     rig = CameraRig(feeds, videos).start()
     stack = Stack(spec, workdir, kind)
     try:
@@ -105,9 +118,28 @@ def run_pilot(opts: PilotOptions, progress: Progress | None = None) -> PilotRun:
     finally:
         rig.stop()
         stack.close()
-    run = PilotRun(spec, kind, workdir, m, judge(spec, m), stack.notes, stack.api_url, stack.dashboard_url)
+    run = PilotRun(
+        spec, kind, workdir, m, judge(spec, m), stack.notes + notes, stack.api_url, stack.dashboard_url
+    )
     run.wall_s = round(time.monotonic() - began, 1)
     return run
+
+
+@contextmanager
+def _priority(notes: list[str]) -> Iterator[None]:
+    """The district's processes (every child inherits it) run ahead of unrelated work on this
+    machine when that is allowed: a stand-in for the dedicated boxes real nodes and cameras are."""
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, before - PRIORITY_BOOST)
+        notes.append(f"the pilot's processes ran at nice {before - PRIORITY_BOOST} (other work at {before})")
+    except OSError:
+        notes.append("the pilot could not raise its scheduling priority: other work on this machine shows")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, before)
 
 
 def _play(
