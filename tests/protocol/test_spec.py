@@ -43,9 +43,10 @@ incidents: {stopped_vehicle: 1}
 decoys: {stopped_vehicle: 1}
 seed: 3
 run: 42s
+camera_fps: 25 fps
 """
     )
-    assert (spec.nodes, spec.cameras_per_node, spec.fps_per_camera) == (3, 2, 20.0)
+    assert (spec.nodes, spec.cameras_per_node, spec.fps_per_camera) == (3, 2, 25.0)  # 40 fps per node is the target
     sync = spec.cloud_sync
     assert (sync.target_s, sync.percentile, sync.drain_s) == (2.0, 95.0, 20.0)
     assert [(o.at_s, o.for_s) for o in spec.outages()] == [(10.0, 5.0), (30.0, 10.0)]
@@ -100,6 +101,7 @@ def test_a_bad_unit_names_its_line() -> None:
     [
         (2, "Latency-SLO: 0ms local", "latency", "above 0 ms"),
         (3, "Throughput: 400 fps", "throughput", "100 fps per camera"),
+        (3, "Throughput: 0 fps", "throughput", "above 0 fps"),
         (5, "AcceptanceTest: Controlled run 48h, 0 incidents, <5% FP", "acceptance", "at least 1"),
         (5, "AcceptanceTest: Controlled run 48h, 10 incidents, <100% FP", "acceptance", "FP limit"),
     ],

@@ -82,6 +82,7 @@ _FIELDS: dict[str, Callable[[Any], Any]] = {
     "decoys": mix,
     "seed": count,
     "run": _seconds,
+    "camera_fps": throughput,
 }
 _TEMPLATE = {
     "Title": "title",
@@ -222,8 +223,12 @@ def _check(spec: UseCaseSpec, reader: _Reader, lines: Mapping[str, yaml.Node]) -
         ("latency", spec.latency.target_ms <= 0, "a latency target must be above 0 ms"),
         ("latency", not 0 < spec.latency.percentile <= 100, "the percentile must be in (0, 100]"),
         ("throughput", spec.throughput_fps <= 0, "throughput must be above 0 fps"),
+        ("camera_fps", spec.camera_fps is not None and spec.camera_fps <= 0, "a camera sends above 0 fps"),
         ("throughput", spec.fps_per_camera > 60, f"{spec.fps_per_camera:g} fps per camera "
          f"({spec.cameras_per_node} per node); a camera is judged at 60 fps at most"),
+        ("throughput", spec.throughput_fps > spec.fps_per_camera * spec.cameras_per_node,
+         f"{spec.throughput_fps:g} fps per node is more than its cameras send "
+         f"({spec.cameras_per_node} x {spec.fps_per_camera:g} fps)"),
         ("nodes", spec.nodes < 1, "a pilot needs at least one node"),
         ("cameras_per_node", spec.cameras_per_node < 1, "a node needs at least one camera"),
         ("nodes", spec.nodes * spec.cameras_per_node > MAX_CAMERAS,

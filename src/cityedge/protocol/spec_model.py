@@ -120,10 +120,13 @@ class UseCaseSpec:
     decoys: Mapping[str, int] = field(default_factory=dict)
     seed: int = 7
     run_s: float = 130.0
+    camera_fps: float | None = None  # what each camera sends; None: throughput / cameras_per_node
     source: str = "<spec>"
 
     @property
     def fps_per_camera(self) -> float:
+        if self.camera_fps is not None:
+            return self.camera_fps
         return self.throughput_fps / self.cameras_per_node
 
     @property

