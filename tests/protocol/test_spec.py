@@ -46,7 +46,8 @@ run: 42s
 camera_fps: 25 fps
 """
     )
-    assert (spec.nodes, spec.cameras_per_node, spec.fps_per_camera) == (3, 2, 25.0)  # 40 fps per node is the target
+    # 40 fps per node is the target; each camera sends 25
+    assert (spec.nodes, spec.cameras_per_node, spec.fps_per_camera) == (3, 2, 25.0)
     sync = spec.cloud_sync
     assert (sync.target_s, sync.percentile, sync.drain_s) == (2.0, 95.0, 20.0)
     assert [(o.at_s, o.for_s) for o in spec.outages()] == [(10.0, 5.0), (30.0, 10.0)]
