@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 import time
 import traceback
@@ -75,6 +76,16 @@ def _serve(agent: Any, node: str, conn: Any) -> None:
             return
 
 
+def _one_thread_per_camera() -> None:
+    """Each camera has its own thread already: numeric libraries' own thread pools on top of
+    that only add hand-offs and spinning on a small box, so they get one thread each."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def _main(node: str, enrollment: dict[str, Any], config: dict[str, Any], conn: Any, log_path: str) -> None:
     """Child process: log to the pilot's log file, enroll, run the agent, answer the pilot."""
     logging.basicConfig(
@@ -82,6 +93,7 @@ def _main(node: str, enrollment: dict[str, Any], config: dict[str, Any], conn: A
         level=logging.INFO,
         format=f"%(asctime)s %(levelname)s [{node}] %(name)s: %(message)s",
     )
+    _one_thread_per_camera()
     try:
         from cityedge.edge.app import EdgeAgent
         from cityedge.edge.config import EdgeConfig

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 START_LEAD_S = 2.0  # the nodes' camera sources connect, then frame 0 leaves
 DRAIN_TIMEOUT_S = 90.0
-PRIORITY_BOOST = 5
+PRIORITY_BOOST = 10
 
 
 @dataclass(frozen=True)
