@@ -17,7 +17,7 @@ __all__ = ["LiveProgress"]
 
 
 class LiveProgress:
-    """Called by the runner with each event; redraws at most every half second."""
+    """Called by the runner with each event; redraws at most once a second."""
 
     def __init__(self, spec: UseCaseSpec, console: Console) -> None:
         self.spec = spec
@@ -37,7 +37,7 @@ class LiveProgress:
         self.live.__exit__(*exc)
 
     def __call__(self, event: dict[str, Any]) -> None:
-        if time.monotonic() - self._drawn < 0.5:
+        if time.monotonic() - self._drawn < 1.0:
             return
         self._drawn = time.monotonic()
         if event["phase"] == "rendering":

@@ -31,7 +31,7 @@ __all__ = ["DISTRICT", "Stack", "choose_broker"]
 log = logging.getLogger(__name__)
 
 DISTRICT = "corridor-a"
-SENSOR_READINGS_PER_S = 5.0
+SENSOR_READINGS_PER_S = 2.0
 
 
 def choose_broker(choice: str) -> str:
