@@ -108,6 +108,10 @@ def test_sync_excludes_outages_and_their_drain_and_judges_the_drain() -> None:
     sync, drain = slo(m, "cloud_sync"), slo(m, "backlog_drain")
     assert sync["measured"] == pytest.approx(0.1) and sync["detail"]["excluded_outage_and_drain"] == 14  # type: ignore[index]
     assert drain["measured"] == pytest.approx(3.0)
+    # a record made just before the link went down and still in flight is the outage's, not the sync's
+    caught = [replace(r, stored=T0 + 51.0) if r.seq == 40 else r for r in records]  # made at 39 s
+    m = measurements(records=caught, outages=[("edge-node-001", T0 + 40, T0 + 50)])
+    assert slo(m, "cloud_sync")["measured"] == pytest.approx(0.1)
     calm = measurements().records
     slow = measurements(records=[replace(r, stored=r.ts + 0.6) for r in calm[:30]] + calm[30:])
     assert slo(slow, "cloud_sync")["measured"] == pytest.approx(0.6)
