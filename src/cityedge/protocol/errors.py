@@ -10,6 +10,7 @@
     |                            strings, numbers); `reason` says which
     +-- ConfigError              a config, spec or CSV that is invalid (names file/line/field)
     |   +-- InventoryError       an inventory CSV with problems; one line-numbered message each
+    |   +-- SpecError            a use-case spec that is invalid (carries its line and field)
     +-- OutboxError              the node's durable queue refused or failed an operation
     +-- StoreError               the cloud store failed an operation
     +-- PkiError                 certificate, key, CSR or CRL problem
@@ -43,6 +44,7 @@ __all__ = [
     "PkiError",
     "ProtocolError",
     "ReleaseError",
+    "SpecError",
     "StoreError",
     "TopicError",
     "TransitionError",
@@ -104,6 +106,15 @@ class InventoryError(ConfigError):
         super().__init__(
             f"{source}: {len(self.problems)} problem(s), nothing imported:\n  " + "\n  ".join(self.problems)
         )
+
+
+class SpecError(ConfigError):
+    """A use-case spec that is invalid: `line` (1-based, 0 when unknown) and `field` say where."""
+
+    def __init__(self, source: str, line: int, field: str, problem: str) -> None:
+        where = f"{source}:{line}" if line else source
+        super().__init__(f"{where}: {field}: {problem}")
+        self.source, self.line, self.field, self.problem = source, line, field, problem
 
 
 class OutboxError(CityEdgeError):

@@ -1,8 +1,7 @@
-"""An embedded MQTT broker for machines without Mosquitto (amqtt: pure Python, MQTT 3.1.1).
-
-Only the pilot uses it, on loopback, without TLS: Mosquitto is the production broker and
-everything security-related is tested against it. amqtt has no MQTT 5 (so no shared
-subscriptions): ingest then subscribes plainly and the uplink falls back to 3.1.1.
+"""amqtt (pure Python, MQTT 3.1.1): a broker that never answers an MQTT 5 CONNECT, for the tests of
+the clients' protocol fallback. Not the pilot's embedded broker any more: amqtt 0.12 does not
+deliver a persistent session's queued messages (docs/pilot.md); the pilot runs
+`cityedge.sim.iotcore_broker` when Mosquitto is missing. amqtt is a dev dependency only.
 """
 
 from __future__ import annotations

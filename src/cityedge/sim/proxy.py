@@ -1,8 +1,9 @@
 """A TCP proxy that impairs the link between a node and the cloud broker on one machine.
 
-`cut()` drops every open connection and refuses new ones until `restore()`; `delay_ms`
-adds one-way latency to each chunk. Used by the integration tests and the pilot's fault
-schedule. Loopback only.
+`cut()` drops every open connection and refuses new ones until `restore()`. An `Impairment`
+adds what a cellular link does to a TCP stream, each direction on its own: one-way latency
+with jitter (order kept, as TCP keeps it), a bottleneck rate, and segment loss, which a TCP
+reader sees as a stall of one retransmission timeout (head-of-line blocking). Loopback only.
 """
 
 from __future__ import annotations
@@ -10,25 +11,82 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import random
 import threading
+from dataclasses import dataclass
 
-__all__ = ["TcpProxy"]
+__all__ = ["RTO_S", "SEGMENT_BYTES", "Impairment", "TcpProxy"]
 
 log = logging.getLogger(__name__)
 
+RTO_S = 0.2  # Linux's minimum retransmission timeout: what one lost segment costs the reader
+SEGMENT_BYTES = 1448  # TCP payload of one Ethernet-sized segment
+
+
+@dataclass(frozen=True)
+class Impairment:
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0  # standard deviation of a normal draw, truncated at zero extra delay
+    loss: float = 0.0  # probability per segment
+    rate_kbit_s: float | None = None
+
+
+class _Link:
+    """One direction's timing: when each chunk, read now, may be written on the far side."""
+
+    def __init__(self, impairment: Impairment, rng: random.Random) -> None:
+        self.imp = impairment
+        self.rng = rng
+        self.tx_free = 0.0  # when the bottleneck has sent everything queued so far
+        self.last = 0.0  # chunks leave in order: never before the previous one
+
+    def deliver_at(self, now: float, size: int) -> float:
+        imp = self.imp
+        sent = max(now, self.tx_free)
+        if imp.rate_kbit_s:
+            sent += size * 8 / (imp.rate_kbit_s * 1000.0)
+        self.tx_free = sent
+        delay = imp.latency_ms / 1000.0 + max(0.0, self.rng.gauss(0.0, imp.jitter_ms / 1000.0))
+        segments = max(1, math.ceil(size / SEGMENT_BYTES))
+        if imp.loss and self.rng.random() < 1.0 - (1.0 - imp.loss) ** segments:
+            delay += RTO_S + imp.latency_ms / 1000.0  # the retransmission crosses the link again
+        self.last = max(self.last, sent + delay)
+        return self.last
+
 
 class TcpProxy:
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1", listen_port: int = 0) -> None:
+    def __init__(
+        self,
+        target_port: int,
+        target_host: str = "127.0.0.1",
+        listen_port: int = 0,
+        *,
+        impairment: Impairment | None = None,
+        seed: int = 0,
+    ) -> None:
         self.target = (target_host, target_port)
         self._listen_port = listen_port
         self.port = 0
         self.up = True
-        self.delay_ms = 0.0
+        self.impairment = impairment or Impairment()
         self.cuts = 0
+        self.bytes_forwarded = 0
+        self._rng = random.Random(seed)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="tcp-proxy", daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def delay_ms(self) -> float:
+        return self.impairment.latency_ms
+
+    @delay_ms.setter
+    def delay_ms(self, value: float) -> None:
+        """Set a fixed one-way latency (ms), keeping the rest of the impairment."""
+        imp = self.impairment
+        self.impairment = Impairment(value, imp.jitter_ms, imp.loss, imp.rate_kbit_s)
 
     def start(self) -> TcpProxy:
         self._thread.start()
@@ -105,17 +163,44 @@ class TcpProxy:
                 w.transport.abort()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Read as fast as the sender sends; a writer task releases each chunk at its time."""
+        queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
+        link = _Link(self.impairment, self._rng)
+        sender = asyncio.create_task(self._release(queue, writer))
         try:
             while self.up:
                 data = await reader.read(65536)
                 if not data:
                     break
-                if self.delay_ms:
-                    await asyncio.sleep(self.delay_ms / 1000.0)
-                writer.write(data)
-                await writer.drain()
+                if self.impairment == Impairment():
+                    await queue.put((0.0, data))
+                    continue
+                link.imp = self.impairment
+                now = self._loop.time()
+                at = link.deliver_at(now, len(data))
+                await queue.put((at, data))
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
+            await queue.put(None)
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await sender
             with contextlib.suppress(Exception):
                 writer.transport.abort()
+
+    async def _release(
+        self, queue: asyncio.Queue[tuple[float, bytes] | None], writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            while (item := await queue.get()) is not None and self.up:
+                at, data = item
+                wait = at - self._loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if not self.up:
+                    return
+                writer.write(data)
+                await writer.drain()
+                self.bytes_forwarded += len(data)
+        except OSError:
+            pass
