@@ -38,3 +38,16 @@ def test_a_long_string_is_named_even_without_a_signature() -> None:
 def test_raw_image_bytes_and_foreign_payloads_are_named() -> None:
     problems = inspect_payload(b"\x89PNG\r\n\x1a\n" + bytes(100))
     assert any("PNG signature" in p for p in problems) and any("not a cityedge batch" in p for p in problems)
+
+
+def test_the_stores_acknowledgements_pass_and_anything_else_on_down_ack_is_flagged() -> None:
+    import msgspec
+
+    from cityedge.protocol.acks import StoreAck, StreamAck
+
+    ack = msgspec.json.encode(
+        StoreAck(node="edge-node-001", streams=[StreamAck(stream="events", ranges=[(1, 9)])])
+    )
+    topic = "ce/v1/corridor-a/edge-node-001/down/ack"
+    assert inspect_payload(ack, topic) == []
+    assert inspect_payload(b"\xff\xd8\xff" + b"x" * 100, topic)

@@ -12,6 +12,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
+from cityedge.protocol.acks import StoreAck
 from cityedge.protocol.codec import decode_batch
 from cityedge.protocol.errors import ProtocolError
 
@@ -50,9 +53,16 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-def inspect_payload(payload: bytes) -> list[str]:
-    """Why this payload may carry pixels; an empty list when it is plain cityedge metadata."""
+def inspect_payload(payload: bytes, topic: str = "") -> list[str]:
+    """Why this payload may carry pixels; an empty list when it is plain cityedge metadata.
+    The store's acknowledgements to a node (`down/ack`) are seq ranges: they must decode as such."""
     found = [f"{name} signature in the payload" for sig, name in _SIGNATURES.items() if sig in payload]
+    if topic.endswith("/down/ack"):
+        try:
+            msgspec.json.decode(payload, type=StoreAck)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return [*found, f"not a store acknowledgement: {exc}"]
+        return found
     try:
         _batch, envelopes = decode_batch(payload, max_bytes=len(payload) + 1)
     except ProtocolError as exc:
@@ -92,7 +102,7 @@ class PixelMonitor:
 
     def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
         payload = bytes(message.payload)
-        problems = inspect_payload(payload)
+        problems = inspect_payload(payload, message.topic)
         with self._lock:
             self.stats.messages += 1
             self.stats.bytes += len(payload)
