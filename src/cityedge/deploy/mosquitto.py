@@ -86,6 +86,9 @@ def render_mosquitto_conf(cfg: MosquittoConfig) -> str:
         f"max_inflight_messages {cfg.max_inflight}",
         f"max_queued_messages {cfg.max_queued}",
         "max_queued_bytes 0",
+        # Small packets go out at once: records one way and the store's acknowledgements the
+        # other make Nagle's algorithm wait on delayed ACKs (tens of ms) otherwise.
+        "set_tcp_nodelay true",
         "persistent_client_expiration 14d",
         "allow_anonymous false"
         if cfg.tls_port is not None and cfg.plain_port is None
