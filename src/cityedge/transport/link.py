@@ -143,8 +143,9 @@ class MqttLink:
         if files is not None:
             client.tls_set_context(client_tls_context(files, f"{s.name} tls"))
         client.max_inflight_messages_set(s.max_inflight)
-        if s.will is not None:
-            client.will_set(s.will.topic, s.will.payload, s.will.qos, s.will.retain)
+        will = s.will() if callable(s.will) else s.will  # a callable makes one per connection
+        if will is not None:
+            client.will_set(will.topic, will.payload, will.qos, will.retain)
         client.on_connect = self._guard("on_connect", self._on_connect)
         client.on_disconnect = self._guard("on_disconnect", self._on_disconnect)
         client.on_log = self._on_log
