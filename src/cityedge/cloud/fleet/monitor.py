@@ -21,14 +21,15 @@ import msgspec
 from cityedge.cloud.fleet.alerts import Alert, AlertChange, Thresholds, diff, evaluate
 from cityedge.cloud.fleet.config import FleetSection
 from cityedge.cloud.fleet.status import FleetState, NodeHealth, Status, StatusRules, Transition, restored
-from cityedge.cloud.store.fleet import FleetStore, NodeRow, RecordRow
+from cityedge.cloud.store.fleet import FleetStore, HealthRow, NodeRow
 from cityedge.protocol.errors import CityEdgeError
-from cityedge.protocol.health import WILL_STREAM, decode_heartbeat
+from cityedge.protocol.health import WILL_STREAM, Heartbeat, decode_heartbeat
 
 __all__ = ["FleetMonitor", "StepResult"]
 
 log = logging.getLogger(__name__)
 CURSOR = "monitor.arrival"
+_beat_decoder = msgspec.json.Decoder(Heartbeat)
 
 
 def _utcnow() -> datetime:
@@ -76,6 +77,7 @@ class FleetMonitor:
         self.state = FleetState(rules_of(self.config))
         self.thresholds = thresholds_of(self.config)
         self.firing: dict[tuple[str, str, str], Alert] = {}
+        self._json: dict[str, str] = {}  # node -> its latest heartbeat body as stored
         self.cursor = 0
         self.bad_heartbeats = 0
         self._last_alerts = 0.0
@@ -153,17 +155,20 @@ class FleetMonitor:
             self._save(moved, changes)
             return StepResult(n, moved, changes)
 
-    def _observe(self, rec: RecordRow) -> list[Transition]:
+    def _observe(self, rec: HealthRow) -> list[Transition]:
         if rec.stream == WILL_STREAM:
             t = self.state.will(rec.node, rec.district, rec.received_at)
             return [t] if t is not None else []
         try:
-            beat = decode_heartbeat(rec.body)
-        except CityEdgeError as exc:
+            beat = _beat_decoder.decode(rec.body_json)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             self.bad_heartbeats += 1
             log.warning("fleet monitor: heartbeat %s of %s does not decode: %s", rec.id, rec.node, exc)
             return []
         t = self.state.heartbeat(rec.node, rec.district, rec.received_at, rec.ts, beat, rec.id)
+        health = self.state.nodes[rec.node]
+        if health.heartbeat_id == rec.id:
+            self._json[rec.node] = rec.body_json
         return [t] if t is not None else []
 
     def _alerts(self, at: datetime) -> list[AlertChange]:
@@ -181,7 +186,7 @@ class FleetMonitor:
     def _save(self, moved: list[Transition], changes: list[AlertChange]) -> None:
         changed = [h for h in self.state.nodes.values() if h.changed]
         self.store.save(
-            [_node_row(h) for h in changed],
+            [_node_row(h, self._json.get(h.node)) for h in changed],
             [
                 {
                     "node": t.node,
@@ -228,7 +233,7 @@ class FleetMonitor:
             return None if health is None else health.status
 
 
-def _node_row(h: NodeHealth) -> dict[str, Any]:
+def _node_row(h: NodeHealth, body_json: str | None) -> dict[str, Any]:
     return {
         "node": h.node,
         "district": h.district,
@@ -239,8 +244,12 @@ def _node_row(h: NodeHealth) -> dict[str, Any]:
         "interval_s": h.interval_s,
         "heartbeat_id": h.heartbeat_id,
         "heartbeat_ts": h.heartbeat_ts,
-        "heartbeat": msgspec.to_builtins(h.heartbeat) if h.heartbeat is not None else None,
+        "heartbeat": body_json if body_json is not None else _encoded(h.heartbeat),
     }
+
+
+def _encoded(beat: Heartbeat | None) -> str | None:
+    return None if beat is None else msgspec.json.encode(beat).decode()
 
 
 def _health_of(row: NodeRow) -> NodeHealth:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import msgspec
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    cast,
     func,
     select,
 )
@@ -33,8 +35,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from cityedge.cloud.store.engine import READ_ONLY
 from cityedge.cloud.store.schema import metadata
 from cityedge.cloud.store.schema import records as t_records
+from cityedge.cloud.store.sqlite_insert import sqlite_datetime
 
-__all__ = ["FleetStore", "NodeRow", "RecordRow", "TransitionRow"]
+__all__ = ["FleetStore", "HealthRow", "NodeRow", "RecordRow", "TransitionRow"]
 
 _ID = BigInteger().with_variant(Integer(), "sqlite")
 _JSON = JSON().with_variant(JSONB(), "postgresql")
@@ -89,6 +92,21 @@ fleet_meta = Table(
 _HEALTH_STREAMS: Final = ("heartbeat", "will")
 
 
+_NODE_COLUMNS: Final = tuple(fleet_nodes.columns.keys())
+
+
+def _sqlite_node_upsert() -> str:
+    # Only constants and placeholders go into the text; every value is bound.
+    cols = ", ".join(_NODE_COLUMNS)
+    marks = ", ".join("?" * len(_NODE_COLUMNS))
+    update = ", ".join(f"{c} = excluded.{c}" for c in _NODE_COLUMNS if c != "node")
+    return f"INSERT INTO fleet_nodes ({cols}) VALUES ({marks}) ON CONFLICT (node) DO UPDATE SET {update}"  # noqa: S608
+
+
+def _json_or_none(text: str | None) -> Any:
+    return None if text is None else msgspec.json.decode(text)
+
+
 def utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -110,6 +128,20 @@ class RecordRow:
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "ts": self.ts.isoformat(), "received_at": self.received_at.isoformat()}
+
+
+@dataclass(frozen=True)
+class HealthRow:
+    """A heartbeat or will as the monitor reads it: the body left as JSON text for a typed decode."""
+
+    arrival: int
+    id: str
+    district: str
+    node: str
+    stream: str
+    ts: datetime
+    received_at: datetime
+    body_json: str
 
 
 @dataclass(frozen=True)
@@ -167,16 +199,20 @@ class FleetStore:
         self._dialect = engine.dialect.name
 
     # -- what the monitor reads and writes ---------------------------------------------------------------
-    def health_records(self, after: int, limit: int = 5000) -> list[RecordRow]:
+    def health_records(self, after: int, limit: int = 5000) -> list[HealthRow]:
         """Heartbeats and wills that arrived after `after`, in arrival order."""
+        c = t_records.c
         query = (
-            select(*_REC_COLS)
-            .where(t_records.c.arrival > after, t_records.c.stream.in_(_HEALTH_STREAMS))
-            .order_by(t_records.c.arrival)
+            select(c.arrival, c.id, c.district, c.node, c.stream, c.ts, c.received_at, cast(c.body, Text))
+            .where(c.arrival > after, c.stream.in_(_HEALTH_STREAMS))
+            .order_by(c.arrival)
             .limit(limit)
         )
         with self._reading() as conn:
-            return [_record(r) for r in conn.execute(query)]
+            return [
+                HealthRow(r[0], r[1], r[2], r[3], r[4], utc(r[5]), utc(r[6]), r[7])  # type: ignore[arg-type]
+                for r in conn.execute(query)
+            ]
 
     def last_arrival(self) -> int:
         with self._reading() as conn:
@@ -188,19 +224,20 @@ class FleetStore:
         return None if value is None else int(value)
 
     def save(
-        self,
-        nodes: Sequence[dict[str, Any]],
-        transitions: Sequence[dict[str, Any]],
-        alerts: Sequence[dict[str, Any]],
-        cursor: tuple[str, int] | None,
-    ) -> None:
-        """Node rows (upserted), transitions and alert events (appended) and the cursor, in one
-        transaction, so a restart never re-reads what it recorded nor skips what it did not."""
+        self, nodes: Sequence[dict[str, Any]], transitions: Sequence[dict[str, Any]],
+        alerts: Sequence[dict[str, Any]], cursor: tuple[str, int] | None,
+    ) -> None:  # fmt: skip
+        """Node rows (upserted; `heartbeat` as JSON text), transitions and alert events (appended)
+        and the cursor, in one transaction, so a restart never re-reads what it recorded nor skips
+        what it did not. Everything is prepared before the write lock is taken: ingest waits on it."""
         if not (nodes or transitions or alerts or cursor):
             return
+        node_rows = self._node_params(nodes)
         with self.engine.begin() as conn:
-            if nodes:
-                conn.execute(self._upsert(fleet_nodes, ["node"], nodes[0].keys()), list(nodes))
+            if nodes and self._dialect == "sqlite":
+                conn.exec_driver_sql(_sqlite_node_upsert(), node_rows)
+            elif nodes:
+                conn.execute(self._upsert(fleet_nodes, ["node"], nodes[0].keys()), node_rows)
             if transitions:
                 conn.execute(fleet_transitions.insert(), list(transitions))
             if alerts:
@@ -214,6 +251,14 @@ class FleetStore:
         stmt = dialect.insert(table)
         update = {c: stmt.excluded[c] for c in columns if c not in keys}
         return stmt.on_conflict_do_update(index_elements=keys, set_=update)
+
+    def _node_params(self, nodes: Sequence[dict[str, Any]]) -> list[Any]:
+        if self._dialect != "sqlite":
+            return [{**n, "heartbeat": _json_or_none(n["heartbeat"])} for n in nodes]
+        return [
+            tuple(sqlite_datetime(v) if isinstance(v, datetime) else v for v in (n[c] for c in _NODE_COLUMNS))
+            for n in nodes
+        ]
 
     # -- what the API and the dashboard read --------------------------------------------------------------
     def nodes(self, node: str | None = None) -> list[NodeRow]:
