@@ -20,7 +20,7 @@ __all__ = ["FleetCollector"]
 
 _NODE: Final = (
     ("cityedge_fleet_heartbeat_age_seconds", "Seconds since the node's last heartbeat arrived."),
-    ("cityedge_fleet_cert_days_left", "Days left on the node's certificate, as its heartbeat says."),
+    ("cityedge_fleet_cert_expiry_seconds", "Seconds left on the node's certificate, as its heartbeat says."),
     ("cityedge_fleet_disk_free_ratio", "Share of the node's data disk that is free."),
     ("cityedge_fleet_cpu_percent", "The node's CPU use over its last heartbeat interval."),
     ("cityedge_fleet_memory_percent", "The node's memory use."),
@@ -73,7 +73,8 @@ def _node_values(h: NodeHealth, now: object) -> list[float | None]:
     if b is None:
         return [age, None, None, None, None, None, None]
     rtt = b.link.rtt_ms / 1000 if b.link.rtt_ms is not None else None
-    return [age, b.cert_days_left, b.disk_free_ratio, b.cpu_percent, b.memory_percent, rtt, float(b.dropped)]
+    cert = b.cert_days_left * 86400 if b.cert_days_left is not None else None
+    return [age, cert, b.disk_free_ratio, b.cpu_percent, b.memory_percent, rtt, float(b.dropped)]
 
 
 def _camera_families() -> list[GaugeMetricFamily]:
