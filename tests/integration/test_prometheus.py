@@ -26,9 +26,13 @@ pytestmark = [pytest.mark.mosquitto, pytest.mark.slow]
 
 
 def _prometheus_binary() -> str:
-    found = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
-    require(found is not None and shutil.which("promtool") is not None,
-            "prometheus and promtool (apt-get install prometheus)")  # fmt: skip
+    found = shutil.which("prometheus") or (
+        "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None
+    )
+    require(
+        found is not None and shutil.which("promtool") is not None,
+        "prometheus and promtool (apt-get install prometheus)",
+    )
     assert found is not None
     return found
 
@@ -63,21 +67,30 @@ def test_prometheus_fires_node_offline_when_the_agent_is_killed(fleet: Fleet, tm
     }
     for job, target in targets.items():  # every /metrics is valid exposition
         text = _get(f"http://{target}/metrics")
-        checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, check=False)
+        checked = subprocess.run(
+            ["promtool", "check", "metrics"], input=text, capture_output=True, check=False
+        )
         assert checked.returncode == 0, f"{job}: {checked.stdout.decode()}{checked.stderr.decode()}"
     port = free_port()
     conf = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(RULES)],
-        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [t]}]} for job, t in targets.items()],
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": [t]}]} for job, t in targets.items()
+        ],
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(conf))
     log = (tmp_path / "prometheus.log").open("wb")
     prom_proc = subprocess.Popen(
-        [binary, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=log,
-    )  # fmt: skip
+        [
+            binary,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=log,
+    )
     prom = f"http://127.0.0.1:{port}"
     try:
         wait_port(port, timeout=30)

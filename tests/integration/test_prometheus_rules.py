@@ -47,7 +47,7 @@ def test_every_alert_is_tested_firing_and_not_firing() -> None:
 
 def test_a_broken_expectation_fails_the_unit_tests(tmp_path: Path) -> None:
     shutil.copy(RULES, tmp_path / RULES.name)
-    broken = RULE_TESTS.read_text().replace("summary: \"n1 is offline\"", "summary: \"n1 is fine\"")
+    broken = RULE_TESTS.read_text().replace('summary: "n1 is offline"', 'summary: "n1 is fine"')
     (tmp_path / RULE_TESTS.name).write_text(broken)
     assert promtool("test", "rules", RULE_TESTS.name, cwd=tmp_path).returncode != 0
 
@@ -67,9 +67,16 @@ def test_every_dashboard_query_parses(tmp_path: Path) -> None:
     titles = {p["title"] for p in dashboard["panels"] if p["type"] == "row"}
     assert {"Fleet", "Camera pipeline", "Outbox", "Ingest"} <= titles
     assert len(exprs) >= 15
-    rules = {"groups": [{"name": "dashboard", "rules": [
-        {"record": f"cityedge:dashboard_query_{i}", "expr": e} for i, e in enumerate(exprs)
-    ]}]}  # fmt: skip
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"cityedge:dashboard_query_{i}", "expr": e} for i, e in enumerate(exprs)
+                ],
+            }
+        ]
+    }
     path = tmp_path / "dashboard-queries.yml"
     path.write_text(yaml.safe_dump(rules))
     done = promtool("check", "rules", str(path))

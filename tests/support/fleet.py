@@ -62,23 +62,30 @@ def inventory_csv(nodes: list[str]) -> str:
     """Devices with coordinates in extra columns (a district map)."""
     lines = ["device_id,serial,model,ip,mac,sim,lat,lon"]
     for i, node in enumerate(nodes):
-        lines.append(f"{node},SN-{i:04d},pole-gw,10.0.0.{i + 10},02:00:00:00:00:{i + 10:02x},sim-{i},"
-                     f"{48.85 + i * 0.002:.4f},{2.35 + i * 0.003:.4f}")  # fmt: skip
+        lines.append(
+            f"{node},SN-{i:04d},pole-gw,10.0.0.{i + 10},02:00:00:00:00:{i + 10:02x},sim-{i},"
+            f"{48.85 + i * 0.002:.4f},{2.35 + i * 0.003:.4f}"
+        )
     return "\n".join(lines) + "\n"
 
 
 def start_fleet(
-    tmp: Path, nodes: list[str], *, heartbeat_s: float = 2.0, ingest_metrics: bool = False,
+    tmp: Path,
+    nodes: list[str],
+    *,
+    heartbeat_s: float = 2.0,
+    ingest_metrics: bool = False,
     agent_metrics: bool = False,
-) -> Fleet:  # fmt: skip
+) -> Fleet:
     db = f"sqlite:///{tmp}/cloud.db"
     stack = Stack(tmp, db)
     ingest_port = free_port() if ingest_metrics else None
     ingest = stack.ingest(env=None) if ingest_port is None else _ingest_with_metrics(stack, ingest_port)
     config = ControlPlaneConfig(
-        database=db, ca_dir=stack.district.layout.directory,
+        database=db,
+        ca_dir=stack.district.layout.directory,
         fleet=FleetSection(heartbeat_s=heartbeat_s, poll_s=0.5, alerts_every_s=1.0, grace_s=1.0),
-    )  # fmt: skip
+    )
     plane = ControlPlane.build(config)
     plane.registry.import_inventory(inventory_csv(nodes), "test-inventory.csv", datetime.now(UTC))
     dashboard = start_dashboard(plane, tokens=[OPERATOR_TOKEN])
@@ -96,9 +103,13 @@ def _ingest_with_metrics(stack: Stack, port: int) -> Proc:
     from .stack import tls_dict
 
     conf = {
-        "host": "127.0.0.1", "port": stack.cloud.port, "tls": tls_dict(stack.identity("ingest")),
-        "client_id": "ingest", "database": stack.db_url, "metrics_port": port,
-    }  # fmt: skip
+        "host": "127.0.0.1",
+        "port": stack.cloud.port,
+        "tls": tls_dict(stack.identity("ingest")),
+        "client_id": "ingest",
+        "database": stack.db_url,
+        "metrics_port": port,
+    }
     path = stack.tmp / "ingest.yaml"
     path.write_text(yaml.safe_dump(conf))
     proc = Proc(["cloud", "ingest", "--config", str(path)], stack.tmp / "ingest.log").start()

@@ -24,8 +24,14 @@ NODES = ["edge-node-001", "edge-node-002", "edge-node-003"]
 HEARTBEAT_S = 2.0
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]  # fmt: skip
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 pytestmark = [pytest.mark.mosquitto, pytest.mark.slow]
 
 
@@ -42,7 +48,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    require(Path(CHROMIUM).exists() or shutil.which("chromium") is not None, "chromium (apt-get install chromium)")
+    require(
+        Path(CHROMIUM).exists() or shutil.which("chromium") is not None, "chromium (apt-get install chromium)"
+    )
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -108,10 +116,17 @@ def test_an_injected_incident_appears_in_the_live_feed(browser: Any, fleet: Flee
     try:
         now = datetime.now(UTC)
         env = Envelope(
-            id=str(uuid7(int(now.timestamp() * 1000))), node=reporter, stream="events", seq=1,
-            kind="incident.wrong_way", ts=now, body={"type": "wrong_way", "camera": "cam-9", "lane": "sb-2"},
-        )  # fmt: skip
-        device.publish(up_topic(DISTRICT, reporter, "events"), encode_batch(reporter, "events", [encode_envelope(env)]))
+            id=str(uuid7(int(now.timestamp() * 1000))),
+            node=reporter,
+            stream="events",
+            seq=1,
+            kind="incident.wrong_way",
+            ts=now,
+            body={"type": "wrong_way", "camera": "cam-9", "lane": "sb-2"},
+        )
+        device.publish(
+            up_topic(DISTRICT, reporter, "events"), encode_batch(reporter, "events", [encode_envelope(env)])
+        )
         page.wait_for_selector(f'#incidents li:has-text("{reporter}/cam-9")', timeout=15_000)
     finally:
         device.close()
