@@ -50,14 +50,20 @@ def start_dashboard(
     tokens: Iterable[str] = (),
     host: str = "127.0.0.1",
     port: int = 0,
-    monitor: bool = True,
+    monitor: bool | FleetMonitor = True,
     timeout: float = 15.0,
 ) -> Dashboard:
-    """Start the API + dashboard (and the fleet monitor) in this process; returns once it answers."""
+    """Start the API + dashboard (and the fleet monitor) in this process; returns once it answers.
+
+    `monitor`: True starts a fleet monitor (stopped with the dashboard); a `FleetMonitor` you
+    run yourself is used as it is; False serves what the store holds (another process monitors)."""
     import uvicorn
 
-    fleet = plane.fleet_monitor().start() if monitor else None
-    app = plane.api_app(tokens, fleet)
+    from cityedge.cloud.fleet.monitor import FleetMonitor
+
+    given = monitor if isinstance(monitor, FleetMonitor) else None
+    fleet = plane.fleet_monitor().start() if monitor is True else None
+    app = plane.api_app(tokens, given or fleet)
     sock = bind(host, port)
     actual = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
