@@ -106,12 +106,14 @@ class _Cpu:
         self.wall = time.monotonic()
         psutil.cpu_percent(None)
 
-    def percent(self) -> tuple[float, float]:
-        used = sum(
-            (p.cpu_times().user - s.user) + (p.cpu_times().system - s.system)
+    def percent(self) -> tuple[list[float], float]:
+        """CPU of each process (100 = one core) over the window, and the whole machine's."""
+        wall = time.monotonic() - self.wall
+        used = [
+            100 * ((p.cpu_times().user - s.user) + (p.cpu_times().system - s.system)) / wall
             for p, s in zip(self.procs, self.start, strict=True)
-        )
-        return 100 * used / (time.monotonic() - self.wall), psutil.cpu_percent(None)
+        ]
+        return used, psutil.cpu_percent(None)
 
 
 def run_fleet_bench(
@@ -221,7 +223,8 @@ def _drive(
         "offline_detect_p99_s": _round(_pct(victim_s, 0.99)) if not undetected else None,
         "offline_undetected": undetected,
         "silent_offline_p99_s": _round(_pct(silent_s, 0.99)) if len(silent_s) == len(silent_names) else None,
-        "cpu_percent": round(cp_cpu, 1),
+        "cpu_percent": round(sum(cp_cpu), 1),
+        "cpu_broker_ingest_monitor": [round(c, 1) for c in cp_cpu],
         "machine_cpu_percent": round(machine_cpu, 1),
         "load_avg_1m": round(psutil.getloadavg()[0], 2),
     }
