@@ -24,7 +24,7 @@ from cityedge.cloud.store import make_engine, upgrade
 from cityedge.cloud.store.engine import safe_url
 from cityedge.cloud.store.registry import RegistryStore
 from cityedge.pki import CaLayout
-from cityedge.protocol.errors import ConfigError
+from cityedge.protocol.errors import CityEdgeError, ConfigError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -129,8 +129,11 @@ class ControlPlane:
         from cityedge.cloud.fleet.monitor import FleetMonitor
         from cityedge.cloud.store.fleet import FleetStore
 
-        def crl_stale(now: datetime) -> bool:
-            return bool(self.registry.ca_status(now)["crl"]["alert"])
+        def crl_stale(now: datetime) -> bool | None:
+            try:
+                return bool(self.registry.ca_status(now)["crl"]["alert"])
+            except CityEdgeError:  # no CA here (a pilot without one): the CRL is not judged
+                return None
 
         return FleetMonitor(FleetStore(self.engine), self.config.fleet, clock=self.clock, crl_stale=crl_stale)
 

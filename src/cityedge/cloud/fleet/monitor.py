@@ -68,7 +68,7 @@ class FleetMonitor:
         config: FleetSection | None = None,
         *,
         clock: Callable[[], datetime] = _utcnow,
-        crl_stale: Callable[[datetime], bool] | None = None,
+        crl_stale: Callable[[datetime], bool | None] | None = None,
     ) -> None:
         self.store = store
         self.config = config or FleetSection()
