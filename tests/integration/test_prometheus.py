@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cityedge.cloud.store.fleet import FleetStore
 from cityedge.sim.brokers import free_port, wait_port
 from tests.support.fleet import Fleet, start_fleet
 from tests.support.services import require
@@ -98,7 +99,11 @@ def test_prometheus_fires_node_offline_when_the_agent_is_killed(fleet: Fleet, tm
         assert not {"CityedgeNodeOffline", "CityedgeNodeAgentDown"} & _firing(prom)
         killed = time.monotonic()
         fleet.agents[NODE].kill()
-        fleet.wait_status(NODE, "offline", 4 * fleet.heartbeat_s + 3)  # the last will, at once
+        fleet.wait_status(NODE, "offline", 4 * fleet.heartbeat_s + 3)
+        # the broker published the node's last will (its ACL allows the node's own up/will) and
+        # ingest stored it: the node went offline at once, not after 4 missed heartbeats
+        offline = [t for t in FleetStore(fleet.plane.engine).transitions(NODE) if t.after == "offline"]
+        assert offline and "last will" in offline[-1].reason, offline
         wait_until(lambda: "CityedgeNodeOffline" in _firing(prom), 20, "CityedgeNodeOffline to fire")
         wait_until(lambda: "CityedgeNodeAgentDown" in _firing(prom), 60, "CityedgeNodeAgentDown to fire")
         assert time.monotonic() - killed < 70

@@ -301,6 +301,10 @@ class FleetStore:
             rows = conn.execute(query.limit(limit)).mappings().all()
         return [{**r, "at": utc(r["at"]).isoformat()} for r in rows]  # type: ignore[union-attr]
 
+    def last_alert_id(self) -> int:
+        with self._reading() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(fleet_alerts.c.id), 0))).scalar_one())
+
     def firing_alerts(self) -> list[dict[str, Any]]:
         """Alerts whose latest event is `firing`."""
         latest: dict[tuple[str, str, str], dict[str, Any]] = {}

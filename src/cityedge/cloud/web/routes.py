@@ -73,11 +73,10 @@ def logout() -> Response:
 
 def _cursors(fleet: FleetDeps) -> dict[str, int]:
     latest = fleet.store.latest_events(1)
-    alerts = fleet.store.alert_events(0, limit=1_000_000)
     return {
         "t": fleet.store.last_transition_id(),
         "e": latest[-1].arrival if latest else 0,
-        "a": alerts[-1]["id"] if alerts else 0,
+        "a": fleet.store.last_alert_id(),
     }
 
 
@@ -122,7 +121,7 @@ def node_page(
 def alerts_page(
     who: Principal = Depends(web_principal("alerts.read")), fleet: FleetDeps = Depends(fleet_of)
 ) -> HTMLResponse:
-    history = fleet.store.alert_events(0, limit=1_000_000)[-200:][::-1]
+    history = fleet.store.alert_events(max(0, fleet.store.last_alert_id() - 200), limit=200)[::-1]
     firing = sorted(fleet.store.firing_alerts(), key=lambda a: a["id"])
     return _page("alerts.html", who, firing=firing, history=history, cursors=_cursors(fleet))
 
