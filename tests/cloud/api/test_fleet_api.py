@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import httpx
+import pytest
 
 from cityedge.cloud.app import ControlPlane
 from cityedge.cloud.auth.service import AuthService
@@ -100,7 +100,10 @@ def test_the_fleet_table_puts_the_worst_first_with_inventory_coordinates(p: Plan
     assert detail["heartbeat"]["cert_days_left"] == 3.0 and detail["inventory"]["serial"] == "SN-0000"
     history = p.get("/api/v1/fleet/nodes/n2/history")["items"]
     assert [h["after"] for h in history] == ["online", "offline"]  # silent past 4 intervals at once
-    assert p.client.get("/api/v1/fleet/nodes/ghost", headers={"Authorization": f"Bearer {p.viewer}"}).status_code == 404
+    assert (
+        p.client.get("/api/v1/fleet/nodes/ghost", headers={"Authorization": f"Bearer {p.viewer}"}).status_code
+        == 404
+    )
 
 
 def test_events_filter_by_node_camera_type_and_time_and_page_by_cursor(p: Plane) -> None:
