@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,18 @@ def run_fleet_bench(
             broker.kill()
 
 
+@dataclass
+class _Run:
+    """What one run measured, for the report."""
+
+    killed: float = 0.0
+    seen: dict[str, float] = field(default_factory=dict)
+    cpu: list[float] = field(default_factory=list)
+    machine_cpu: float = 0.0
+    window_s: float = 0.0
+    published: int = 0
+
+
 def _drive(
     ctx: Any,
     procs: list[Any],
@@ -176,36 +189,18 @@ def _drive(
     mux = Multiplexer(broker.port, connections, heartbeat_s)
     acks = AckListener(broker.port, mux.sent_at, mux._lock)
     schedule = Schedule(muxed, heartbeat_s, incident_every_s, time.monotonic())
-    warmup = heartbeat_s + 5
-    kill_at = warmup + heartbeat_s
-    end_at = kill_at + 4 * heartbeat_s + 12
     pids = [broker.proc.pid, procs[0].pid, procs[1].pid]  # type: ignore[union-attr]
-    seen: dict[str, float] = {}
-    killed = None
-    cpu: _Cpu | None = None
-    index = {name: i for i, name in enumerate(names)}
-    published_at_warmup = 0
+    watched = set(victim_names) | set(silent_names)
     try:
-        while (now := time.monotonic() - schedule.start) < end_at:
-            quiet: frozenset[str] = silent_names if killed is not None else frozenset()
-            for node, stream in schedule.due(time.monotonic(), quiet):
-                mux.publish(node, index[node], stream, schedule.next_seq(node, stream), now)
-            if cpu is None and now >= warmup:
-                cpu, published_at_warmup = _Cpu(pids), mux.published
-            if killed is None and now >= kill_at:
-                killed = _kill(child)
-                watcher = _watch(database, set(victim_names) | set(silent_names), seen)
-            time.sleep(0.005)
-        assert cpu is not None and killed is not None
-        cp_cpu, machine_cpu = cpu.percent()
-        window = time.monotonic() - cpu.wall
-        watcher.join(5)
+        index = {name: i for i, name in enumerate(names)}
+        run = _loop(schedule, mux, index, silent_names, lambda: _watch(database, watched, child), pids)
     finally:
         mux.close()
         acks.close()
+    warmup = heartbeat_s + 5
     lags = [lag * 1000 for at, lag in list(acks.lags) if at - schedule.start >= warmup]
-    victim_s = [seen[v] - killed for v in victim_names if v in seen]
-    silent_s = [seen[s] - killed for s in silent_names if s in seen]
+    victim_s = [run.seen[v] - run.killed for v in victim_names if v in run.seen]
+    silent_s = [run.seen[s] - run.killed for s in silent_names if s in run.seen]
     undetected = len(victim_names) - len(victim_s)
     return {
         "bench": "fleet",
@@ -215,7 +210,7 @@ def _drive(
         "connections": connections,
         "victims": victims,
         "silent": silent,
-        "msgs_per_s": round((mux.published - published_at_warmup) / window, 1),
+        "msgs_per_s": round(run.published / run.window_s, 1),
         "ingest_lag_p50_ms": _round(_pct(lags, 0.50)),
         "ingest_lag_p99_ms": _round(_pct(lags, 0.99)),
         "lag_samples": len(lags),
@@ -223,24 +218,54 @@ def _drive(
         "offline_detect_p99_s": _round(_pct(victim_s, 0.99)) if not undetected else None,
         "offline_undetected": undetected,
         "silent_offline_p99_s": _round(_pct(silent_s, 0.99)) if len(silent_s) == len(silent_names) else None,
-        "cpu_percent": round(sum(cp_cpu), 1),
-        "cpu_broker_ingest_monitor": [round(c, 1) for c in cp_cpu],
-        "machine_cpu_percent": round(machine_cpu, 1),
+        "cpu_percent": round(sum(run.cpu), 1),
+        "cpu_broker_ingest_monitor": [round(c, 1) for c in run.cpu],
+        "machine_cpu_percent": round(run.machine_cpu, 1),
         "load_avg_1m": round(psutil.getloadavg()[0], 2),
     }
 
 
-def _kill(child: Any) -> float:
-    child.kill()
-    return time.monotonic()
+def _loop(
+    schedule: Schedule,
+    mux: Multiplexer,
+    index: dict[str, int],
+    silent: frozenset[str],
+    kill: Any,
+    pids: list[int],
+) -> _Run:
+    """Publish on schedule; after a warm-up interval start the CPU window; one interval later
+    kill the victims and silence the silent; stop 4 intervals (and some) after that."""
+    interval = schedule.interval_s
+    warmup, kill_at = interval + 5, 2 * interval + 5
+    end_at = kill_at + 4 * interval + 12
+    run = _Run()
+    cpu: _Cpu | None = None
+    quiet: frozenset[str] = frozenset()
+    while (now := time.monotonic() - schedule.start) < end_at:
+        for node, stream in schedule.due(time.monotonic(), quiet):
+            mux.publish(node, index[node], stream, schedule.next_seq(node, stream), now)
+        if cpu is None and now >= warmup:
+            cpu, run.published = _Cpu(pids), -mux.published
+        if not run.killed and now >= kill_at:
+            run.killed, run.seen = kill()
+            quiet = silent
+        time.sleep(0.005)
+    assert cpu is not None
+    run.window_s = time.monotonic() - cpu.wall
+    run.cpu, run.machine_cpu = cpu.percent()
+    run.published += mux.published
+    return run
 
 
-def _watch(database: str, watched: set[str], seen: dict[str, float]) -> Any:
+def _watch(database: str, watched: set[str], child: Any) -> tuple[float, dict[str, float]]:
+    """SIGKILL the victims' process and watch the store for each watched node's `offline`."""
     import threading
 
-    thread = threading.Thread(target=_offline_seen, args=(database, watched, seen), daemon=True)
-    thread.start()
-    return thread
+    child.kill()
+    killed = time.monotonic()
+    seen: dict[str, float] = {}
+    threading.Thread(target=_offline_seen, args=(database, watched, seen), daemon=True).start()
+    return killed, seen
 
 
 def _round(value: float | None) -> float | None:

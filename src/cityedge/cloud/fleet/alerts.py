@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Final
 
 from cityedge.cloud.fleet.status import NodeHealth, Status
+from cityedge.protocol.health import Heartbeat
 
 __all__ = ["ALERTS", "Alert", "AlertChange", "Thresholds", "diff", "evaluate"]
 
@@ -87,50 +88,31 @@ def _node_alerts(h: NodeHealth, now: datetime, t: Thresholds) -> Iterator[Alert]
         return
     for stream, backlog in beat.outbox.items():
         if backlog.oldest_age_s is not None and backlog.oldest_age_s > t.backlog_s:
-            yield Alert(
-                "BacklogOld",
-                h.node,
-                stream,
-                "warning",
-                f"{h.node}: the oldest {stream} record has waited {backlog.oldest_age_s / 60:.0f} min",
-                backlog.oldest_age_s,
-            )
+            waited = f"{backlog.oldest_age_s / 60:.0f} min"
+            summary = f"{h.node}: the oldest {stream} record has waited {waited}"
+            yield Alert("BacklogOld", h.node, stream, "warning", summary, backlog.oldest_age_s)
     dropped = _recent_drops(h, now, t.drops_window_s)
     if dropped > 0:
         yield Alert("Drops", h.node, "", "warning", f"{h.node} dropped {dropped} records recently", dropped)
-    if beat.cert_days_left is not None and beat.cert_days_left < t.cert_days:
-        yield Alert(
-            "CertExpiring",
-            h.node,
-            "device",
-            "warning",
-            f"{h.node}: certificate expires in {beat.cert_days_left:.1f} days",
-            beat.cert_days_left,
-        )
-    for camera, cam in beat.cameras.items():
-        if cam.fps_target and cam.fps < t.fps_ratio * cam.fps_target:
-            yield Alert(
-                "CameraBelowFps",
-                h.node,
-                camera,
-                "warning",
-                f"{h.node}/{camera}: {cam.fps:.1f} fps, target {cam.fps_target:g}",
-                cam.fps,
-            )
-        if cam.p95_ms is not None and cam.p95_ms > t.latency_slo_ms:
-            yield Alert(
-                "LatencySlo",
-                h.node,
-                camera,
-                "warning",
-                f"{h.node}/{camera}: p95 latency {cam.p95_ms:.0f} ms over the {t.latency_slo_ms:g} ms SLO",
-                cam.p95_ms,
-            )
+    days = beat.cert_days_left
+    if days is not None and days < t.cert_days:
+        summary = f"{h.node}: certificate expires in {days:.1f} days"
+        yield Alert("CertExpiring", h.node, "device", "warning", summary, days)
+    yield from _camera_alerts(h, beat, t)
     ratio = beat.disk_free_ratio
     if ratio is not None and ratio < t.disk_free_ratio:
-        yield Alert(
-            "DiskNearlyFull", h.node, "disk", "warning", f"{h.node}: {ratio:.0%} of its disk free", ratio
-        )
+        summary = f"{h.node}: {ratio:.0%} of its disk free"
+        yield Alert("DiskNearlyFull", h.node, "disk", "warning", summary, ratio)
+
+
+def _camera_alerts(h: NodeHealth, beat: Heartbeat, t: Thresholds) -> Iterator[Alert]:
+    for camera, cam in beat.cameras.items():
+        if cam.fps_target and cam.fps < t.fps_ratio * cam.fps_target:
+            summary = f"{h.node}/{camera}: {cam.fps:.1f} fps, target {cam.fps_target:g}"
+            yield Alert("CameraBelowFps", h.node, camera, "warning", summary, cam.fps)
+        if cam.p95_ms is not None and cam.p95_ms > t.latency_slo_ms:
+            summary = f"{h.node}/{camera}: p95 latency {cam.p95_ms:.0f} ms over the {t.latency_slo_ms:g} ms SLO"
+            yield Alert("LatencySlo", h.node, camera, "warning", summary, cam.p95_ms)
 
 
 def _recent_drops(h: NodeHealth, now: datetime, window_s: float) -> int:
