@@ -17,6 +17,7 @@ the control plane (broker + ingest + monitor) over the steady window, 100 = one 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import subprocess
 import sys
 import tempfile
@@ -189,7 +190,7 @@ def _drive(
     mux = Multiplexer(broker.port, connections, heartbeat_s)
     acks = AckListener(broker.port, mux.sent_at, mux._lock)
     schedule = Schedule(muxed, heartbeat_s, incident_every_s, time.monotonic())
-    pids = [broker.proc.pid, procs[0].pid, procs[1].pid]  # type: ignore[union-attr]
+    pids = [broker.proc.pid, procs[0].pid, procs[1].pid, os.getpid()]  # type: ignore[union-attr]
     watched = set(victim_names) | set(silent_names)
     try:
         index = {name: i for i, name in enumerate(names)}
@@ -218,8 +219,9 @@ def _drive(
         "offline_detect_p99_s": _round(_pct(victim_s, 0.99)) if not undetected else None,
         "offline_undetected": undetected,
         "silent_offline_p99_s": _round(_pct(silent_s, 0.99)) if len(silent_s) == len(silent_names) else None,
-        "cpu_percent": round(sum(run.cpu), 1),
-        "cpu_broker_ingest_monitor": [round(c, 1) for c in run.cpu],
+        "cpu_percent": round(sum(run.cpu[:3]), 1),
+        "cpu_broker_ingest_monitor": [round(c, 1) for c in run.cpu[:3]],
+        "cpu_simulator": round(run.cpu[3], 1),
         "machine_cpu_percent": round(run.machine_cpu, 1),
         "load_avg_1m": round(psutil.getloadavg()[0], 2),
     }

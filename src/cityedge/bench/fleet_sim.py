@@ -133,12 +133,17 @@ class Multiplexer:
         self.interval_s = interval_s
         self.sent_at: dict[tuple[str, str, int], float] = {}
         self.published = 0
+        self._bodies: dict[int, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._rng = random.Random(7)
 
     def publish(self, node: str, index: int, stream: str, seq: int, uptime: float) -> None:
         if stream == "heartbeat":
-            body, kind = _beat(index, uptime, self.interval_s), "heartbeat"
+            # one body per node, made once: the simulator must not take the CPU it measures
+            body = self._bodies.get(index) or self._bodies.setdefault(
+                index, _beat(index, uptime, self.interval_s)
+            )
+            kind = "heartbeat"
         else:
             kind = self._rng.choice(("stopped_vehicle", "wrong_way", "congestion"))
             body, kind = {"type": kind, "camera": "cam-1", "lane": "northbound-1"}, f"incident.{kind}"
