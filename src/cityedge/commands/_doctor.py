@@ -26,7 +26,7 @@ def run_doctor(
     time_url: str | None,
 ) -> list[Finding]:
     if (config is None) == (node is None):
-        raise ConfigError("give --config node.yaml (on the node) or --node ID (from the cloud), not both")
+        raise ConfigError("give one of --config node.yaml (on the node) or --node ID (from the cloud)")
     if config is not None:
         from cityedge.configfile import load_config
         from cityedge.edge.config import EdgeConfig
