@@ -111,7 +111,9 @@ def _camera_alerts(h: NodeHealth, beat: Heartbeat, t: Thresholds) -> Iterator[Al
             summary = f"{h.node}/{camera}: {cam.fps:.1f} fps, target {cam.fps_target:g}"
             yield Alert("CameraBelowFps", h.node, camera, "warning", summary, cam.fps)
         if cam.p95_ms is not None and cam.p95_ms > t.latency_slo_ms:
-            summary = f"{h.node}/{camera}: p95 latency {cam.p95_ms:.0f} ms over the {t.latency_slo_ms:g} ms SLO"
+            summary = (
+                f"{h.node}/{camera}: p95 latency {cam.p95_ms:.0f} ms over the {t.latency_slo_ms:g} ms SLO"
+            )
             yield Alert("LatencySlo", h.node, camera, "warning", summary, cam.p95_ms)
 
 
