@@ -61,7 +61,9 @@ def test_nothing_happens_before_two_thirds_of_the_life(
     decision = renewer.check()
     assert not decision.renew_now and swaps == []
     assert 39 < (renewer.days_left or 0) < 41
-    assert metrics.get_sample_value("cityedge_cert_days_left") == pytest.approx(renewer.days_left, abs=0.01)
+    assert metrics.get_sample_value("cityedge_cert_expiry_seconds") == pytest.approx(
+        renewer.days_left * 86400, abs=900
+    )
 
 
 def test_at_two_thirds_it_renews_and_hands_the_new_files_to_the_uplink(

@@ -24,12 +24,13 @@ from cityedge.cloud.store import make_engine, upgrade
 from cityedge.cloud.store.engine import safe_url
 from cityedge.cloud.store.registry import RegistryStore
 from cityedge.pki import CaLayout
-from cityedge.protocol.errors import ConfigError
+from cityedge.protocol.errors import CityEdgeError, ConfigError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from cityedge.cloud.api import ApiServerConfig
+    from cityedge.cloud.fleet.monitor import FleetMonitor
 
 __all__ = ["ControlPlane", "read_operator_tokens"]
 
@@ -72,17 +73,23 @@ class ControlPlane:
         reload = self.revoker.reload if self.revoker is not None else None
         return CrlRefresher(self.registry, self.clock, every_s=self.config.api.crl_check_s, reload=reload)
 
-    def api_app(self, operator_tokens: Iterable[str]) -> FastAPI:
-        """The API with every router; releases, rollouts and the TUF repository when configured."""
+    def api_app(self, operator_tokens: Iterable[str], monitor: FleetMonitor | None = None) -> FastAPI:
+        """The API with every router and the dashboard; releases, rollouts and the TUF repository
+        when configured; the fleet monitor's metrics on /metrics when `monitor` is given."""
         from cityedge.cloud.api import ApiDeps, create_app
+        from cityedge.cloud.api.fleet_deps import FleetDeps, attach_fleet
         from cityedge.cloud.api.ota_state import OtaState, attach_ota
         from cityedge.cloud.auth.service import AuthService
         from cityedge.cloud.store.auth import AuthStore
+        from cityedge.cloud.store.fleet import FleetStore
         from cityedge.cloud.store.releases import RolloutStore
+        from cityedge.cloud.web.routes import router as dashboard
 
         deps = ApiDeps.with_tokens(self.registry, operator_tokens, clock=self.clock)
         deps.auth = AuthService(AuthStore(self.engine), self.clock, deps.operator_token_hashes)
         app = create_app(deps)
+        attach_fleet(app, FleetDeps(FleetStore(self.engine), monitor, self.config.fleet))
+        app.include_router(dashboard)
         if self.config.releases_dir is not None:
             attach_ota(
                 app, OtaState(self.config.releases_dir, deps.auth, RolloutStore(self.engine), self.clock)
@@ -105,14 +112,30 @@ class ControlPlane:
         from cityedge.cloud.api.server import ApiServer, bind, uvicorn_config
 
         server_cfg = self.api_server_config()
-        config = uvicorn_config(self.api_app(operator_tokens), server_cfg)
+        monitor = self.fleet_monitor()
+        config = uvicorn_config(self.api_app(operator_tokens, monitor), server_cfg)
         sock = bind(server_cfg.host, server_cfg.port)
         refresher = self.crl_refresher().start()
+        monitor.start()
         try:
             ApiServer(config, on_started=lambda: on_started(server_cfg.url)).run(sockets=[sock])
         finally:
+            monitor.stop()
             refresher.stop()
             sock.close()
+
+    def fleet_monitor(self) -> FleetMonitor:
+        """Node status from what ingest stores, and the alert rules (one per district store)."""
+        from cityedge.cloud.fleet.monitor import FleetMonitor
+        from cityedge.cloud.store.fleet import FleetStore
+
+        def crl_stale(now: datetime) -> bool | None:
+            try:
+                return bool(self.registry.ca_status(now)["crl"]["alert"])
+            except CityEdgeError:  # no CA here (a pilot without one): the CRL is not judged
+                return None
+
+        return FleetMonitor(FleetStore(self.engine), self.config.fleet, clock=self.clock, crl_stale=crl_stale)
 
     def issue_service(
         self, profile: str, name: str, sans: tuple[str, ...], out: Path, *, days: float | None = None,

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cityedge.cloud.fleet.config import FleetSection
+
 __all__ = ["ApiSection", "ControlPlaneConfig", "RevocationSection"]
 
 
@@ -85,6 +87,9 @@ class ControlPlaneConfig(_Strict):
     api: ApiSection = Field(default_factory=ApiSection, description="the HTTPS API (`cityedge api serve`)")
     revocation: RevocationSection = Field(
         default_factory=RevocationSection, description="how a revocation reaches the brokers"
+    )
+    fleet: FleetSection = Field(
+        default_factory=FleetSection, description="fleet health: heartbeat expectations and alert thresholds"
     )
 
     @property

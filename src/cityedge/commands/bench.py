@@ -1,4 +1,4 @@
-"""`cityedge bench uplink|localbus|codec|outbox|store|ingest`: each prints one JSON object.
+"""`cityedge bench uplink|localbus|codec|outbox|store|ingest|fleet`: each prints one JSON object.
 
 The benchmarks live in `cityedge.bench`; these commands parse options, run one, print it.
 """
@@ -82,9 +82,32 @@ def bench_ingest(
     typer.echo(json.dumps(run_ingest_bench(records, batch, db)))
 
 
+def bench_fleet(
+    nodes: int = typer.Option(10_000, help="Simulated nodes."),
+    heartbeat_s: float = typer.Option(10.0, "--heartbeat-s", help="Heartbeat interval of every node."),
+    incident_every_s: float = typer.Option(
+        60.0, "--incident-every-s", help="One incident per node this often."
+    ),
+    victims: int = typer.Option(
+        100, help="Nodes on their own connection with a last will, SIGKILLed mid-run."
+    ),
+    silent: int = typer.Option(50, help="Nodes that stop sending without disconnecting (missed heartbeats)."),
+    connections: int = typer.Option(8, help="MQTT connections the other simulated nodes share."),
+    json_out: bool = typer.Option(True, "--json/--no-json", help="Print JSON (the only format)."),
+) -> None:
+    """N simulated nodes (real batches over MQTT to a real Mosquitto, real ingest into SQLite, the
+    real fleet monitor): messages per second, publish-to-store-acknowledgement lag, time from a
+    node's death to `offline`, control-plane CPU."""
+    from cityedge.bench.fleet import run_fleet_bench
+
+    typer.echo(
+        json.dumps(run_fleet_bench(nodes, heartbeat_s, incident_every_s, victims, silent, connections))
+    )
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     for name, fn in (
         ("uplink", bench_uplink), ("localbus", bench_localbus), ("codec", bench_codec),
-        ("outbox", bench_outbox), ("store", bench_store), ("ingest", bench_ingest),
+        ("outbox", bench_outbox), ("store", bench_store), ("ingest", bench_ingest), ("fleet", bench_fleet),
     ):  # fmt: skip
         bench_app.command(name)(fn)

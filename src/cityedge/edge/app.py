@@ -9,12 +9,14 @@ import logging
 import shutil
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
 from cityedge import __version__
 from cityedge.edge.config import EdgeConfig
+from cityedge.edge.health import HostSample, build_heartbeat, camera_health, heartbeat_dict, link_health
 from cityedge.edge.localbus import LocalBus
 from cityedge.edge.ota.spool import SpoolDrain
 from cityedge.edge.outbox import (
@@ -31,8 +33,10 @@ from cityedge.protocol.codec import encode_envelope
 from cityedge.protocol.contract import check_envelope
 from cityedge.protocol.envelope import Envelope
 from cityedge.protocol.errors import ConfigError, ContractError
+from cityedge.protocol.health import CameraHealth
 from cityedge.protocol.ids import uuid7
 from cityedge.protocol.topics import LOCAL_ROOT
+from cityedge.transport import certificate_not_after
 
 if TYPE_CHECKING:
     from cityedge.edge.identity import Renewer
@@ -147,6 +151,7 @@ class EdgeAgent:
         self._threads.append(SpoolDrain(config.ota_spool or config.data_dir / "ota" / "reports", self.sink))
         self.retention: Any = None
         self.cameras: Any = None
+        self._fps_targets: dict[str, float] = {}
         if config.cameras:
             self._build_cameras()
 
@@ -157,6 +162,7 @@ class EdgeAgent:
 
         source = f"node {self.config.node_id}"
         cameras = [parse_camera(c, source) for c in self.config.cameras]
+        self._fps_targets = {c.id: c.fps for c in cameras}
         if self.config.retention is not None:
             retention_cfg = RetentionConfig.model_validate(self.config.retention)
             self.retention = RetentionStore(retention_cfg, registry=self.registry)
@@ -214,24 +220,44 @@ class EdgeAgent:
 
     def _camera_health(self) -> dict[str, Any]:
         # Percentiles over the last heartbeat interval, so the cloud sees the current state.
-        return _camera_health_of(self.cameras, time.time() - self.config.heartbeat.interval_s)
+        return _camera_health_of(
+            self.cameras, time.time() - self.config.heartbeat.interval_s, self._fps_targets
+        )
 
     def heartbeat_body(self) -> dict[str, Any]:
-        stats = self.outbox.stats()
-        disk = shutil.disk_usage(self.config.data_dir)
-        return {
-            "versions": self.versions,
-            "uptime_s": round(time.time() - self.started_at, 1),
-            "uplink_connected": self.uplink.connected,
-            "outbox": {
-                name: {"pending": s.pending, "oldest_age_s": s.oldest_age_s}
-                for name, s in stats.streams.items()
-            },
-            "cameras": self._camera_health(),
-            **(self.renewer.heartbeat_fields() if self.renewer is not None else {}),
-            "free_disk_bytes": disk.free,
-            "at": datetime.now(UTC).isoformat(),
-        }
+        interval = self.config.heartbeat.interval_s
+        up = self.uplink
+        rtts = up.rtt.since(time.monotonic() - interval)
+        beat = build_heartbeat(
+            interval_s=interval,
+            versions=self.versions,
+            uptime_s=time.time() - self.started_at,
+            outbox=self.outbox.stats(),
+            cameras=self._camera_health(),
+            link=link_health(up.connected, up.reconnects, rtts),
+            host=_host_sample(self.config.data_dir),
+            cert_days_left=_cert_days_left(self.renewer, self.config),
+            now=datetime.now(UTC),
+        )
+        return heartbeat_dict(beat)
+
+
+def _host_sample(data_dir: Path) -> HostSample:
+    import psutil
+
+    disk = shutil.disk_usage(data_dir)
+    # cpu_percent(None): use since the previous call (the previous heartbeat), never blocks
+    return HostSample(disk.free, disk.total, psutil.cpu_percent(None), psutil.virtual_memory().percent)
+
+
+def _cert_days_left(renewer: Renewer | None, config: EdgeConfig) -> float | None:
+    if renewer is not None and renewer.days_left is not None:
+        return float(renewer.days_left)
+    tls = config.uplink_tls()
+    not_after = certificate_not_after(Path(tls.certfile)) if tls is not None else None
+    if not_after is None:
+        return None
+    return (not_after - datetime.now(UTC)).total_seconds() / 86400
 
 
 def _check_disk_floor(config: EdgeConfig) -> None:
@@ -253,19 +279,10 @@ def _check_disk_floor(config: EdgeConfig) -> None:
         )  # fmt: skip
 
 
-def _camera_health_of(cameras: Any, since: float) -> dict[str, Any]:
+def _camera_health_of(cameras: Any, since: float, targets: dict[str, float]) -> dict[str, CameraHealth]:
     if cameras is None:
         return {}
-    return {
-        c.camera: {
-            "fps": round(c.fps, 2),
-            "p50_ms": c.p50_ms,
-            "p95_ms": c.p95_ms,
-            "dropped": c.dropped,
-            "source": c.source_state,
-        }
-        for c in cameras.stats(since)
-    }
+    return camera_health(cameras.stats(since), targets)
 
 
 def _serve_metrics(port: int, registry: CollectorRegistry) -> None:

@@ -122,7 +122,7 @@ class IdentityConfig(_Strict):
 
 
 class HeartbeatConfig(_Strict):
-    interval_s: float = Field(10.0, gt=0)
+    interval_s: float = Field(15.0, gt=0)
 
 
 def _tls_of(bus: LocalBusConfig | None) -> TlsFiles | None:

@@ -147,7 +147,7 @@ class Renewer:
         self._rand, self._clock, self._max_sleep = rand, clock, max_sleep_s
         registry = registry if registry is not None else CollectorRegistry()
         self._gauge = Gauge(
-            "cityedge_cert_days_left", "Days until the node's certificate expires", registry=registry
+            "cityedge_cert_expiry_seconds", "Seconds until the node's certificate expires", registry=registry
         )
         self._alarm = Gauge(
             "cityedge_cert_expiry_alarm",
@@ -187,7 +187,7 @@ class Renewer:
                 cert.not_valid_before_utc, cert.not_valid_after_utc, now, self._draw, self.last_failure
             )
         self.last = decision
-        self._gauge.set(decision.days_left)
+        self._gauge.set(decision.days_left * 86400)  # base unit: promtool refuses "days"
         self._alarm.set(1 if decision.alarm else 0)
         return decision
 

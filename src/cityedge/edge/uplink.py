@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -22,11 +23,14 @@ from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from cityedge.edge.config import UplinkConfig
+from cityedge.edge.health import RttWindow
 from cityedge.edge.outbox import Claim, OutboxPort
 from cityedge.protocol.acks import StoreAck
 from cityedge.protocol.codec import encode_batch
-from cityedge.protocol.topics import ack_topic, up_topic
-from cityedge.transport import LinkHandler, LinkSettings, MqttLink, Session, TlsFiles, TokenBucket
+from cityedge.protocol.health import will_payload
+from cityedge.protocol.ids import uuid7
+from cityedge.protocol.topics import ack_topic, up_topic, will_topic
+from cityedge.transport import LinkHandler, LinkSettings, MqttLink, Session, TlsFiles, TokenBucket, Will
 from cityedge.transport.backoff import full_jitter_delay
 
 __all__ = ["Uplink", "UplinkStats"]
@@ -101,6 +105,8 @@ class Uplink(LinkHandler):
         self._window = threading.Condition()
         self._inflight: dict[int, Claim] = {}  # mid -> the batch it carries
         self._early: dict[int, ReasonCode] = {}  # PUBACKs that beat `publish` returning its mid
+        self._published_at: dict[int, float] = {}
+        self.rtt = RttWindow()  # publish -> PUBACK round trips, for the heartbeat
         self._stop = threading.Event()
         self._swap = threading.Event()
         self._refusals = 0
@@ -117,8 +123,16 @@ class Uplink(LinkHandler):
         return LinkSettings(
             name="uplink", host=c.host, port=c.port, client_id=self.node_id, protocol=c.protocol,
             keepalive_s=c.keepalive_s, session_expiry_s=c.session_expiry_s, backoff_base_s=c.backoff_base_s,
-            backoff_cap_s=c.backoff_cap_s, max_inflight=c.inflight_window,
+            backoff_cap_s=c.backoff_cap_s, max_inflight=c.inflight_window, will=self._will,
         )  # fmt: skip
+
+    def _will(self) -> Will:
+        """A last will per connection (a new record id each time): the fleet marks the node
+        offline the moment the broker sees the connection die without a DISCONNECT."""
+        now = datetime.now(UTC)
+        ms = int(now.timestamp() * 1000)
+        payload = will_payload(self.node_id, str(uuid7(ms)), now, ms)
+        return Will(will_topic(self.district, self.node_id), payload, qos=1)
 
     # -- public API ------------------------------------------------------------------------------
     @property
@@ -172,6 +186,7 @@ class Uplink(LinkHandler):
         with self._window:
             self._inflight.clear()
             self._early.clear()
+            self._published_at.clear()
             self._window.notify_all()
         released = self.outbox.release_all()
         if released:
@@ -185,6 +200,10 @@ class Uplink(LinkHandler):
                 self._early[mid] = reason
                 return
             self._window.notify_all()
+            sent_at = self._published_at.pop(mid, None)
+        if sent_at is not None:
+            now = time.monotonic()
+            self.rtt.observe(now, now - sent_at)
         self._settle(claim, reason)
 
     def on_message(self, session: Session, msg: mqtt.MQTTMessage) -> None:
@@ -273,6 +292,7 @@ class Uplink(LinkHandler):
         payload = encode_batch(
             self.node_id, claim.stream, [r.payload for r in claim.records], self.outbox.epoch
         )
+        sent_at = time.monotonic()
         mid = session.publish(up_topic(self.district, self.node_id, claim.stream), payload, qos=1)
         if mid is None:
             self.outbox.release(claim.stream, claim.seqs)
@@ -282,6 +302,7 @@ class Uplink(LinkHandler):
             early = self._early.pop(mid, None)
             if early is None:
                 self._inflight[mid] = claim
+                self._published_at[mid] = sent_at
         if early is not None:
             self._settle(claim, early)
         self.batches_sent += 1

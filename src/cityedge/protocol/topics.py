@@ -15,6 +15,7 @@ import msgspec
 
 from cityedge.protocol.envelope import NAME_PATTERN
 from cityedge.protocol.errors import TopicError
+from cityedge.protocol.health import WILL_STREAM
 
 __all__ = [
     "DOWN_KINDS",
@@ -30,6 +31,7 @@ __all__ = [
     "parse_topic",
     "up_filter",
     "up_topic",
+    "will_topic",
 ]
 
 ROOT: Final = "ce/v1"
@@ -63,6 +65,12 @@ def down_topic(district: str, node: str, kind: str) -> str:
 def ack_topic(district: str, node: str) -> str:
     """Where ingest tells a node, after the database commit, which of its records are stored."""
     return down_topic(district, node, "ack")
+
+
+def will_topic(district: str, node: str) -> str:
+    """Where the broker publishes a node's last will: one of its own `up/` leaves, so the
+    broker's ACL (a node writes only its own `up/+`) accepts it and ingest stores it."""
+    return up_topic(district, node, WILL_STREAM)
 
 
 def up_filter(district: str = "+", share_group: str | None = None) -> str:

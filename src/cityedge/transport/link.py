@@ -152,8 +152,9 @@ class MqttLink:
         if files is not None:
             client.tls_set_context(client_tls_context(files, f"{s.name} tls"))
         client.max_inflight_messages_set(s.max_inflight)
-        if s.will is not None:
-            client.will_set(s.will.topic, s.will.payload, s.will.qos, s.will.retain)
+        will = s.will() if callable(s.will) else s.will  # a callable makes one per connection
+        if will is not None:
+            client.will_set(will.topic, will.payload, will.qos, will.retain)
         client.on_connect = self._guard("on_connect", self._on_connect)
         client.on_disconnect = self._guard("on_disconnect", self._on_disconnect)
         # Not `on_log`: paho formats every packet's debug line for it. A logger is asked
@@ -336,7 +337,7 @@ def _no_delay(client: mqtt.Client) -> None:
     same connection, Nagle's algorithm held a publish behind the PUBACK of an acknowledgement
     until the broker's delayed ACK (up to 40 ms on Linux): paho leaves Nagle on."""
     sock = client.socket()
-    if sock is not None:
+    if isinstance(sock, socket.socket):  # ssl.SSLSocket is one too; paho's WebSocket wrapper is not
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 

@@ -4,6 +4,7 @@ and the links' Prometheus metrics (one set per registry, labelled by link)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -31,7 +32,8 @@ class LinkSettings:
     backoff_cap_s: float = 60.0
     connect_timeout_s: float = 10.0
     max_inflight: int = 20
-    will: Will | None = None
+    # The last will; a callable is asked once per connection (e.g. a new record id each time).
+    will: Will | Callable[[], Will] | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.backoff_base_s <= self.backoff_cap_s:

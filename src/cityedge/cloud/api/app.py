@@ -11,14 +11,19 @@ from collections.abc import Iterable
 from fastapi import APIRouter, FastAPI
 
 from cityedge.cloud.api import (
+    alerts,
     audit,
     ca,
     devices,
     enrollment,
+    events,
+    fleet,
     metrics,
     releases,
     revocation,
     rollouts,
+    slo,
+    telemetry,
     tuf_repo,
 )
 from cityedge.cloud.api.deps import ApiDeps
@@ -36,6 +41,11 @@ DEFAULT_ROUTERS: tuple[APIRouter, ...] = (
     rollouts.router,
     audit.router,
     tuf_repo.router,
+    fleet.router,
+    events.router,
+    telemetry.router,
+    alerts.router,
+    slo.router,
 )
 
 

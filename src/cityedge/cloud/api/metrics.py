@@ -46,23 +46,23 @@ class IdentityCollector(Collector):
             "cityedge_crl_next_update_seconds", "Seconds until the CRL's nextUpdate", value=left
         )
         certs = GaugeMetricFamily(
-            "cityedge_device_cert_days_left",
-            "Days left on each device's newest live certificate",
+            "cityedge_device_cert_expiry_seconds",
+            "Seconds left on each device's newest live certificate",
             labels=["device"],
         )
         newest: dict[str, float] = {}
         for cert in status["certificates"]:
             newest[cert["device_id"]] = max(newest.get(cert["device_id"], 0.0), cert["days_left"])
         for device, days in sorted(newest.items()):
-            certs.add_metric([device], days)
+            certs.add_metric([device], days * 86400)  # base unit: promtool refuses "days"
         yield certs
         services = GaugeMetricFamily(
-            "cityedge_service_cert_days_left",
-            "Days left on each service's newest live certificate (renew with `cityedge ca renew`)",
+            "cityedge_service_cert_expiry_seconds",
+            "Seconds left on each service's newest live certificate (renew with `cityedge ca renew`)",
             labels=["service", "profile"],
         )
         for cert in status["services"]:
-            services.add_metric([cert["device_id"], cert["profile"]], cert["days_left"])
+            services.add_metric([cert["device_id"], cert["profile"]], cert["days_left"] * 86400)
         yield services
 
 

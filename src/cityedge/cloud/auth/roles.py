@@ -13,6 +13,7 @@ __all__ = ["PERMISSIONS", "ROLES", "allowed", "check_role"]
 
 _READ: Final = frozenset(
     {"devices.read", "ca.read", "releases.read", "rollouts.read", "audit.read", "fleet.read"}
+    | {"events.read", "telemetry.read", "alerts.read"}  # fleet health, incidents, telemetry, alerts
 )
 _OPERATE: Final = frozenset({"devices.write", "devices.revoke", "rollouts.pause"})
 _RELEASE: Final = frozenset({"releases.publish", "releases.promote", "rollouts.write", "rollouts.pause"})

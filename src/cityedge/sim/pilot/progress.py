@@ -63,6 +63,8 @@ class LiveProgress:
     def _poll_store(self, stack: Any) -> None:
         for row in stack.store.records(after=self._after, limit=5000):
             self._after = row.arrival
+            if row.stream == "will":  # the broker's note that a connection died
+                continue
             if row.stream == "events" and row.kind == "incident":
                 self._incidents[row.node] = self._incidents.get(row.node, 0) + 1
             self._delays.append((row.received_at.timestamp(), (row.received_at - row.ts).total_seconds()))

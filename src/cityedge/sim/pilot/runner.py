@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cityedge.protocol.errors import CityEdgeError
+from cityedge.protocol.health import WILL_STREAM
 from cityedge.protocol.spec_model import MAX_CAMERAS, PROFILES, NetworkSpec, UseCaseSpec
 from cityedge.sim.brokers import free_port
 from cityedge.sim.pilot.cameras import CameraRig
@@ -221,6 +222,8 @@ def _measure(
 def _stored(stack: Stack) -> tuple[list[Record], list[dict[str, Any]]]:
     records, incidents = [], []
     for row in stack.store.records():
+        if row.stream == WILL_STREAM:  # the broker's note that a connection died, not a node's record
+            continue
         records.append(
             Record(row.node, row.stream, row.kind, row.seq, row.ts.timestamp(), row.received_at.timestamp())
         )

@@ -1,0 +1,75 @@
+"""Fleet: each node's status, its transitions, alert events and the fleet monitor's cursor.
+
+Revision ID: 0006_fleet
+Revises: 0005_quarantine
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
+
+revision = "0006_fleet"
+down_revision = "0005_quarantine"
+branch_labels = None
+depends_on = None
+
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+_JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "fleet_nodes",
+        sa.Column("node", sa.String(63), nullable=False),
+        sa.Column("district", sa.String(63), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("last_seen", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("interval_s", sa.Float(), nullable=True),
+        sa.Column("heartbeat_id", sa.String(36), nullable=True),
+        sa.Column("heartbeat_ts", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("heartbeat", _JSON, nullable=True),
+        sa.PrimaryKeyConstraint("node", name="pk_fleet_nodes"),
+    )
+    op.create_table(
+        "fleet_transitions",
+        sa.Column("id", _ID, sa.Identity(), nullable=False),
+        sa.Column("node", sa.String(63), nullable=False),
+        sa.Column("district", sa.String(63), nullable=False),
+        sa.Column("before", sa.String(16), nullable=True),
+        sa.Column("after", sa.String(16), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_fleet_transitions"),
+    )
+    op.create_index("ix_fleet_transitions_node", "fleet_transitions", ["node"])
+    op.create_table(
+        "fleet_alerts",
+        sa.Column("id", _ID, sa.Identity(), nullable=False),
+        sa.Column("alert", sa.String(63), nullable=False),
+        sa.Column("node", sa.String(63), nullable=False),
+        sa.Column("subject", sa.String(127), nullable=False),
+        sa.Column("severity", sa.String(16), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("summary", sa.Text(), nullable=False),
+        sa.Column("value", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_fleet_alerts"),
+    )
+    op.create_index("ix_fleet_alerts_node", "fleet_alerts", ["node"])
+    op.create_table(
+        "fleet_meta",
+        sa.Column("key", sa.String(63), nullable=False),
+        sa.Column("value", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("key", name="pk_fleet_meta"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("fleet_meta")
+    op.drop_table("fleet_alerts")
+    op.drop_table("fleet_transitions")
+    op.drop_table("fleet_nodes")
