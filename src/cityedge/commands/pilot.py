@@ -95,7 +95,9 @@ def _summary(console: Any, run: Any, paths: list[Path]) -> None:
     console.print(table)
     for note in run.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
-    console.print(f"control plane API: {run.api_url} (dashboard: {run.dashboard_url or 'not built yet'})")
+    console.print(
+        f"control plane API: {run.api_url}; dashboard: {run.dashboard_url} (both stopped with the run)"
+    )
     word = "[green]PASS[/green]" if run.verdict.passed else "[red]FAIL[/red]"
     console.print(f"verdict: {word}; report: {paths[0].resolve()}")
 

@@ -47,6 +47,9 @@ class LiveProgress:
             return
         stack = event["stack"]
         if event["phase"] == "ready":
+            self.live.console.print(
+                f"dashboard: {stack.dashboard_url} (log in with the operator token {stack.operator_token})"
+            )
             self.live.update(Text(f"district up; cameras start in {event['start_at'] - time.time():.0f} s"))
             return
         self._poll_store(stack)

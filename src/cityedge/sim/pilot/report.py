@@ -230,9 +230,7 @@ def write_html(run: PilotRun, path: Path, data: dict[str, Any] | None = None) ->
             ),
         ]
     )
-    dash = (
-        _e(run.dashboard_url) if run.dashboard_url else "not built yet (the control plane's dashboard issue)"
-    )
+    dash = _e(run.dashboard_url) if run.dashboard_url else "not started"
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>cityedge pilot: {_e(spec.title)}</title><style>{_CSS}</style></head><body>
 <h1>{_e(spec.title)}</h1>

@@ -52,7 +52,8 @@ class Stack:
     broker_kind: str
     exits: ExitStack = field(default_factory=ExitStack)
     api_url: str = ""
-    dashboard_url: str | None = None  # the dashboard is not built yet (its own issue)
+    dashboard_url: str | None = None
+    operator_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     notes: list[str] = field(default_factory=list)
     agents: dict[str, Any] = field(default_factory=dict)
     links: list[NodeLink] = field(default_factory=list)
@@ -84,6 +85,7 @@ class Stack:
         self._start_broker()
         self._start_ingest(db_url)
         self._start_monitor()
+        self._serve_dashboard(db_url)
 
     def _identity(self, name: str, **kw: Any) -> Any:
         return self.registry.ca.issue_to_directory(
@@ -98,7 +100,7 @@ class Stack:
         server = self._identity("api", server_auth=True, extra_sans=("localhost", "127.0.0.1"))
         port = free_port()
         cfg = ApiServerConfig("127.0.0.1", port, server.cert_path, server.key_path, self.layout.chain)
-        app = create_app(ApiDeps.with_tokens(self.registry, [secrets.token_urlsafe(24)]))
+        app = create_app(ApiDeps.with_tokens(self.registry, [self.operator_token]))
         uv = uvicorn.Server(uvicorn_config(app, cfg))
         thread = threading.Thread(target=uv.run, name="pilot-api", daemon=True)
         thread.start()
@@ -110,6 +112,18 @@ class Stack:
         self.exits.callback(thread.join, 10)
         self.exits.callback(setattr, uv, "should_exit", True)
         self.api_url = f"https://127.0.0.1:{port}"
+
+    def _serve_dashboard(self, db_url: str) -> None:
+        """The control plane's dashboard and fleet monitor over the pilot's store, live."""
+        from cityedge.cloud.app import ControlPlane
+        from cityedge.cloud.config import ControlPlaneConfig
+        from cityedge.cloud.web.server import start_dashboard
+
+        plane = ControlPlane.build(ControlPlaneConfig(database=db_url, ca_dir=self.layout.directory))
+        self.exits.callback(plane.close)
+        dashboard = start_dashboard(plane, tokens=[self.operator_token])
+        self.exits.callback(dashboard.stop)
+        self.dashboard_url = dashboard.url
 
     def _start_broker(self) -> None:
         server = self._identity("broker", server_auth=True, extra_sans=("localhost", "127.0.0.1"))
