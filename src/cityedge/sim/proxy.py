@@ -145,22 +145,24 @@ class TcpProxy:
         return int(sock.getsockname()[1])
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.up:
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers.update((writer, up_writer))
-        await asyncio.gather(
-            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
-        )
-        for w in (writer, up_writer):
-            self._writers.discard(w)
-            with contextlib.suppress(Exception):
-                w.transport.abort()
+        opened = [writer]
+        try:  # whatever ends this (a cut, the other side, stop() cancelling it), both sockets close
+            if not self.up:
+                return
+            try:
+                up_reader, up_writer = await asyncio.open_connection(*self.target)
+            except OSError:
+                return
+            opened.append(up_writer)
+            self._writers.update(opened)
+            await asyncio.gather(
+                self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+            )
+        finally:
+            for w in opened:
+                self._writers.discard(w)
+                with contextlib.suppress(Exception):
+                    w.transport.abort()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Read as fast as the sender sends; a writer task releases each chunk at its time."""
