@@ -102,6 +102,9 @@ class OutboxCore:
         self.streams: dict[str, StreamState] = {}
         self.drops: Counter[tuple[str, str]] = Counter()
         self._expiry: list[tuple[float, str, int]] = []  # heap of (expires_at, stream, seq)
+        # heap of (resend deadline, stream, seqs) per acknowledged batch; an entry is stale
+        # once none of its seqs is still sent with that deadline (dropped lazily)
+        self._due: list[tuple[float, str, tuple[int, ...]]] = []
         self._scheduler = FairScheduler()
         self._records = 0  # what the whole outbox holds (every stream, every state)
         self._bytes = 0
@@ -136,6 +139,7 @@ class OutboxCore:
                 prev.duplicates,
                 prev.resent,
             )
+        self._rebuild_due()
 
     @property
     def usage(self) -> Usage:
@@ -209,19 +213,24 @@ class OutboxCore:
 
     def requeue_overdue(self, now: float) -> int:
         """Sent records the store has not acknowledged in time are pending again (and go again)."""
-        total = 0
-        for s in self.streams.values():
-            due = [seq for seq, deadline in s.sent.items() if deadline <= now]
-            if not due:
+        due: dict[str, list[int]] = {}
+        while self._due and self._due[0][0] <= now:
+            deadline, name, seqs = heapq.heappop(self._due)
+            s = self.streams.get(name)
+            if s is None:
                 continue
-            for seq in due:
+            late = [seq for seq in seqs if s.sent.get(seq) == deadline]
+            if late:
+                due.setdefault(name, []).extend(late)
+        for name, back in due.items():
+            s = self.streams[name]
+            for seq in back:
                 del s.sent[seq]
                 s.sent_at.pop(seq, None)
-            s.scan_from = min(s.scan_from, *due)
+            s.scan_from = min(s.scan_from, *back)
             s.resend_attempt += 1
-            s.resent += len(due)
-            total += len(due)
-        return total
+            s.resent += len(back)
+        return sum(len(back) for back in due.values())
 
     def claim(self, max_records: int, max_bytes: int) -> tuple[str, list[int]] | None:
         """The next batch: one stream (fair by priority), its oldest pending seqs, now in flight.
@@ -255,11 +264,15 @@ class OutboxCore:
         if s is None:
             return
         deadline = now + self.resend.wait(s.resend_attempt, self._rand())
-        for seq in seqs:
-            if seq in s.inflight:
-                s.inflight.discard(seq)
-                s.sent[seq] = deadline
-                s.sent_at[seq] = now
+        moved = tuple(seq for seq in seqs if seq in s.inflight)
+        for seq in moved:
+            s.inflight.discard(seq)
+            s.sent[seq] = deadline
+            s.sent_at[seq] = now
+        if moved:
+            heapq.heappush(self._due, (deadline, stream, moved))
+            if len(self._due) > 64 + 4 * sum(len(st.sent) for st in self.streams.values()):
+                self._rebuild_due()
 
     def release(self, stream: str, seqs: Iterable[int]) -> None:
         """The publish failed: pending again, ahead of newer records."""
@@ -304,7 +317,11 @@ class OutboxCore:
     # -- observation ---------------------------------------------------------------------------
     def next_deadline(self) -> float | None:
         """When the next sent record times out, or the next pending record expires."""
-        deadlines = [min(s.sent.values()) for s in self.streams.values() if s.sent]
+        deadlines = []
+        while self._due and not self._live(self._due[0]):
+            heapq.heappop(self._due)
+        if self._due:
+            deadlines.append(self._due[0][0])
         if self._expiry:
             deadlines.append(self._expiry[0][0])
         return min(deadlines) if deadlines else None
@@ -336,6 +353,20 @@ class OutboxCore:
                 found.append((seq, size))
                 need_records, need_bytes = need_records - 1, need_bytes - size
         return found
+
+    def _live(self, entry: tuple[float, str, tuple[int, ...]]) -> bool:
+        deadline, name, seqs = entry
+        s = self.streams.get(name)
+        return s is not None and any(s.sent.get(seq) == deadline for seq in seqs)
+
+    def _rebuild_due(self) -> None:
+        """One entry per (stream, deadline) still waiting: drops what acknowledgements left."""
+        groups: dict[tuple[float, str], list[int]] = {}
+        for name, s in self.streams.items():
+            for seq, deadline in s.sent.items():
+                groups.setdefault((deadline, name), []).append(seq)
+        self._due = [(d, name, tuple(seqs)) for (d, name), seqs in groups.items()]
+        heapq.heapify(self._due)
 
     def _forget(self, stream: str, seq: int) -> None:
         s = self.streams[stream]
