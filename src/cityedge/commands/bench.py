@@ -61,13 +61,21 @@ def bench_outbox(
 def bench_store(
     db: str | None = typer.Option(None, "--db", help="Database URL (default: a temporary SQLite file)."),
     records: int = typer.Option(20_000, "--records", min=1, help="Records to insert."),
-    batch: int = typer.Option(200, "--batch", min=1, help="Records per insert (one transaction)."),
+    batch: int = typer.Option(
+        5000,
+        "--batch",
+        min=1,
+        help="Records per insert (one transaction). Ingest commits up to max_group_messages (64) "
+        "messages of up to batch_max_records (500) at once; 5000 is ten full messages.",
+    ),
+    runs: int = typer.Option(3, "--runs", min=1, help="Repetitions; the JSON reports medians."),
     as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object (the default)."),
 ) -> None:
-    """Insert throughput of the cloud store, then the same batches again (the duplicate path)."""
+    """Insert throughput of the cloud store, then the same batches again (the duplicate path);
+    on PostgreSQL also a raw COPY of the same rows (copy_records_per_s, copy_ratio)."""
     from cityedge.bench.store import run_store_bench
 
-    typer.echo(json.dumps(run_store_bench(db, records, batch)))
+    typer.echo(json.dumps(run_store_bench(db, records, batch, runs)))
 
 
 def bench_ingest(
