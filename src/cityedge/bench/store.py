@@ -14,7 +14,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,6 +65,7 @@ def _one_run(db: str | None, records: int, batch: int, copy_first: bool) -> dict
             copy = _copy_baseline(url, recs, now)
         rates = {}
         for phase in ("records_per_s", "duplicate_records_per_s"):
+            _checkpoint(url)
             started = time.perf_counter()
             for k in range(0, records, batch):
                 store.insert(recs[k : k + batch], now)
@@ -103,6 +104,18 @@ def _libpq(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def _checkpoint(url: str) -> None:
+    """Write out what the previous phase left dirty, so no phase pays for another (as pgbench
+    does); needs a superuser or pg_checkpoint, else skipped."""
+    if not url.startswith("postgresql"):
+        return
+    import psycopg
+
+    denied = psycopg.errors.InsufficientPrivilege
+    with suppress(denied), psycopg.connect(_libpq(url), autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+
+
 def _copy_baseline(url: str, recs: list[IngestRecord], now: datetime) -> dict[str, float]:
     """One COPY of the same rows, in one transaction, into a table built like `records`
     (same columns, identity, keys and indexes); and what one committed row costs here."""
@@ -112,6 +125,7 @@ def _copy_baseline(url: str, recs: list[IngestRecord], now: datetime) -> dict[st
     with psycopg.connect(_libpq(url)) as conn:
         conn.execute("CREATE TABLE copy_baseline (LIKE records INCLUDING ALL)")
         conn.commit()
+        _checkpoint(url)
         started = time.perf_counter()
         sql = f"COPY copy_baseline ({', '.join(COPIED)}, received_at) FROM STDIN"
         with conn.cursor() as cur, cur.copy(sql) as cp:
