@@ -82,12 +82,19 @@ def bench_ingest(
     records: int = typer.Option(40_000, "--records", min=1, help="Records to publish."),
     batch: int = typer.Option(200, "--batch", min=1, help="Records per MQTT message."),
     db: str | None = typer.Option(None, "--db", help="Database URL (default: a temporary SQLite file)."),
+    consumers: str = typer.Option(
+        "1",
+        "--consumers",
+        help="Ingest processes on one shared subscription; a list (1,2,4) runs each and prints the curve.",
+    ),
+    as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object (the default)."),
 ) -> None:
-    """Ingest throughput through a real Mosquitto with mutual TLS (publish a backlog, time
-    until the last acknowledgement after commit)."""
-    from cityedge.bench.ingest import run_ingest_bench
+    """Ingest throughput through a real Mosquitto with mutual TLS: publish a backlog, time until
+    the store holds every record; with several consumers, replicas on one shared subscription."""
+    from cityedge.bench.ingest import run_ingest_curve
 
-    typer.echo(json.dumps(run_ingest_bench(records, batch, db)))
+    counts = [int(n) for n in consumers.split(",") if n.strip()]
+    typer.echo(json.dumps(run_ingest_curve(records, batch, db, counts)))
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
