@@ -115,7 +115,7 @@ def test_checkovs_kubernetes_checks_pass_and_every_skip_is_justified(overlay: st
     (tmp_path / "manifests.yaml").write_text(rendered(overlay))
     done = subprocess.run(
         [str(tools() / "checkov"), "-d", str(tmp_path), "--framework", "kubernetes", "--skip-download",
-         "--quiet", "--compact", "-o", "json"],
+         "--compact", "-o", "json"],
         capture_output=True, text=True, check=False, env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
     )  # fmt: skip
     report = json.loads(done.stdout)
@@ -129,7 +129,7 @@ def test_checkovs_kubernetes_checks_pass_and_every_skip_is_justified(overlay: st
 def test_a_pod_breaking_the_rules_is_named_with_each_problem() -> None:
     pod = {"containers": [{"name": "x", "image": "cityedge:latest", "securityContext": {}}]}
     problems = pod_problems("DaemonSet/bad", pod)
-    assert len(problems) == 6 and all(p.startswith("DaemonSet/bad/x: ") for p in problems)
+    assert len(problems) == 7 and all(p.startswith("DaemonSet/bad/x: ") for p in problems)
     stream = yaml.safe_dump(
         {"kind": "DaemonSet", "metadata": {"name": "bad"}, "spec": {"template": {"spec": pod}}}
     )
@@ -154,8 +154,8 @@ def test_the_flux_objects_type_check_and_point_at_real_overlays(tmp_path: Path) 
     bad.write_text(text.replace("prune: true", "prune: yes please", 1))
     with pytest.raises(ConfigError, match=r"bad.yaml document 2: spec.prune"):
         check_flux(tmp_path, ROOT)
-    bad.write_text(text.replace("interval: 10m", "intervall: 10m", 1))
-    with pytest.raises(ConfigError, match=r"spec.intervall: Extra inputs are not permitted"):
+    bad.write_text(text.replace("wait: true", "wait: true\n  waitFor: everything", 1))
+    with pytest.raises(ConfigError, match=r"spec.waitFor: Extra inputs are not permitted"):
         check_flux(tmp_path, ROOT)
 
 
