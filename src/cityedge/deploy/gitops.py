@@ -126,6 +126,12 @@ def check_flux(folder: Path, checkout: Path) -> list[GitRepository | Kustomizati
                 err = exc.errors()[0]
                 field = ".".join(str(p) for p in err["loc"])
                 raise ConfigError(f"{path} document {index + 1}: {field}: {err['msg']}") from None
+    _check_references(objects, checkout)
+    return objects
+
+
+def _check_references(objects: list[Any], checkout: Path) -> None:
+    """Each Kustomization's source is defined here and its path is an overlay of the checkout."""
     sources = {(o.metadata.namespace, o.metadata.name) for o in objects if isinstance(o, GitRepository)}
     for o in objects:
         if not isinstance(o, Kustomization):
@@ -135,4 +141,3 @@ def check_flux(folder: Path, checkout: Path) -> list[GitRepository | Kustomizati
             raise ConfigError(f"Kustomization {o.metadata.name}: source {ref.kind}/{ref.name} is not defined")
         if not (checkout / o.spec.path / "kustomization.yaml").is_file():
             raise ConfigError(f"Kustomization {o.metadata.name}: {o.spec.path} has no kustomization.yaml")
-    return objects

@@ -74,29 +74,34 @@ def pods(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def pod_problems(name: str, pod: dict[str, Any]) -> list[str]:
     """What this pod spec lacks of the rules above, one sentence each."""
-    problems: list[str] = []
     pod_ctx = pod.get("securityContext") or {}
-    for c in [*pod.get("initContainers", []), *pod.get("containers", [])]:
-        where = f"{name}/{c['name']}"
-        res = c.get("resources") or {}
-        for part in ("requests", "limits"):
-            if not {"cpu", "memory"} <= set(res.get(part) or {}):
-                problems.append(f"{where}: no cpu and memory {part}")
-        ctx = {**pod_ctx, **(c.get("securityContext") or {})}
-        if not ctx.get("runAsNonRoot") or int(ctx.get("runAsUser", 0)) == 0:
-            problems.append(f"{where}: may run as root (runAsNonRoot and a non-zero runAsUser)")
-        if not ctx.get("readOnlyRootFilesystem"):
-            problems.append(f"{where}: root filesystem is writable")
-        if ctx.get("allowPrivilegeEscalation", True) or ctx.get("privileged"):
-            problems.append(f"{where}: privilege escalation is allowed")
-        if "ALL" not in (ctx.get("capabilities") or {}).get("drop", []) or (
-            ctx.get("capabilities") or {}
-        ).get("add"):
-            problems.append(f"{where}: capabilities are not all dropped")
-        image = str(c.get("image", ""))
-        if not _DIGEST.search(image) or image.split("@", maxsplit=1)[0].endswith(":latest"):
-            problems.append(f"{where}: image {image!r} is not pinned by digest")
-    return problems
+    return [
+        f"{name}/{c['name']}: {problem}"
+        for c in [*pod.get("initContainers", []), *pod.get("containers", [])]
+        for problem in _container_problems(c, {**pod_ctx, **(c.get("securityContext") or {})})
+    ]
+
+
+def _container_problems(c: dict[str, Any], ctx: dict[str, Any]) -> list[str]:
+    res = c.get("resources") or {}
+    problems = [
+        f"no cpu and memory {part}"
+        for part in ("requests", "limits")
+        if not {"cpu", "memory"} <= set(res.get(part) or {})
+    ]
+    caps = ctx.get("capabilities") or {}
+    image = str(c.get("image", ""))
+    checks = (
+        (not ctx.get("runAsNonRoot") or int(ctx.get("runAsUser", 0)) == 0,
+         "may run as root (runAsNonRoot and a non-zero runAsUser)"),
+        (not ctx.get("readOnlyRootFilesystem"), "root filesystem is writable"),
+        (ctx.get("allowPrivilegeEscalation", True) or ctx.get("privileged"),
+         "privilege escalation is allowed"),
+        ("ALL" not in caps.get("drop", []) or bool(caps.get("add")), "capabilities are not all dropped"),
+        (not _DIGEST.search(image) or image.split("@", maxsplit=1)[0].endswith(":latest"),
+         f"image {image!r} is not pinned by digest"),
+    )  # fmt: skip
+    return problems + [sentence for failed, sentence in checks if failed]
 
 
 def check_stream(stream: str, what: str) -> None:
