@@ -110,12 +110,9 @@ def _ingest(
     }  # fmt: skip
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(conf))
-    log = (tmp / f"{name}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "cityedge.cli", "cloud", "ingest", "--config", str(path)],
-        stdout=log,
-        stderr=log,
-    )
+    args = [sys.executable, "-m", "cityedge.cli", "cloud", "ingest", "--config", str(path)]
+    with (tmp / f"{name}.log").open("wb") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(args, stdout=log, stderr=log)
 
 
 def _wait_subscribed(procs: list[subprocess.Popen[bytes]], tmp: Path, broker: MosquittoProcess) -> None:
