@@ -59,27 +59,47 @@ def bench_outbox(
 
 
 def bench_store(
-    db: str | None = typer.Option(None, "--db", help="Database URL (default: a temporary SQLite file)."),
+    db: str | None = typer.Option(
+        None,
+        "--db",
+        help="Database URL (default: a temporary SQLite file; a SQLite file given here keeps "
+        "every run's records; PostgreSQL runs in a scratch schema dropped after).",
+    ),
     records: int = typer.Option(20_000, "--records", min=1, help="Records to insert."),
-    batch: int = typer.Option(200, "--batch", min=1, help="Records per insert (one transaction)."),
+    batch: int = typer.Option(
+        5000,
+        "--batch",
+        min=1,
+        help="Records per insert (one transaction). Ingest commits up to max_group_messages (64) "
+        "messages of up to batch_max_records (500) at once; 5000 is ten full messages.",
+    ),
+    runs: int = typer.Option(3, "--runs", min=1, help="Repetitions; the JSON reports medians."),
     as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object (the default)."),
 ) -> None:
-    """Insert throughput of the cloud store, then the same batches again (the duplicate path)."""
+    """Insert throughput of the cloud store, then the same batches again (the duplicate path);
+    on PostgreSQL also a raw COPY of the same rows (copy_records_per_s, copy_ratio)."""
     from cityedge.bench.store import run_store_bench
 
-    typer.echo(json.dumps(run_store_bench(db, records, batch)))
+    typer.echo(json.dumps(run_store_bench(db, records, batch, runs)))
 
 
 def bench_ingest(
     records: int = typer.Option(40_000, "--records", min=1, help="Records to publish."),
     batch: int = typer.Option(200, "--batch", min=1, help="Records per MQTT message."),
     db: str | None = typer.Option(None, "--db", help="Database URL (default: a temporary SQLite file)."),
+    consumers: str = typer.Option(
+        "1",
+        "--consumers",
+        help="Ingest processes on one shared subscription; a list (1,2,4) runs each and prints the curve.",
+    ),
+    as_json: bool = typer.Option(True, "--json/--no-json", help="Print one JSON object (the default)."),
 ) -> None:
-    """Ingest throughput through a real Mosquitto with mutual TLS (publish a backlog, time
-    until the last acknowledgement after commit)."""
-    from cityedge.bench.ingest import run_ingest_bench
+    """Ingest throughput through a real Mosquitto with mutual TLS: publish a backlog, time until
+    the store holds every record; with several consumers, replicas on one shared subscription."""
+    from cityedge.bench.ingest import run_ingest_curve
 
-    typer.echo(json.dumps(run_ingest_bench(records, batch, db)))
+    counts = [int(n) for n in consumers.split(",") if n.strip()]
+    typer.echo(json.dumps(run_ingest_curve(records, batch, db, counts)))
 
 
 def bench_fleet(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from cityedge import __version__
 from cityedge.edge.config import EdgeConfig
 from cityedge.edge.health import HostSample, build_heartbeat, camera_health, heartbeat_dict, link_health
+from cityedge.edge.healthz import HealthServer, start_health
 from cityedge.edge.localbus import LocalBus
 from cityedge.edge.ota.spool import SpoolDrain
 from cityedge.edge.outbox import (
@@ -144,6 +146,7 @@ class EdgeAgent:
                 registry=self.registry,
             )
         self._threads: list[Any] = []
+        self.health: HealthServer | None = None
         if config.synthetic is not None:
             self._threads.append(SyntheticProducer(config.synthetic, self.sink))
         self._threads.append(HeartbeatProducer(config.heartbeat.interval_s, self.sink, self.heartbeat_body))
@@ -181,6 +184,7 @@ class EdgeAgent:
         return self.local_bus.publish(f"{LOCAL_ROOT}/{suffix}", payload)
 
     def start(self) -> EdgeAgent:
+        before = set(threading.enumerate())
         _register_outbox_metrics(self.outbox, self.registry)
         if self.config.metrics_port is not None:
             _serve_metrics(self.config.metrics_port, self.registry)
@@ -196,8 +200,20 @@ class EdgeAgent:
             self.retention.start()
         if self.cameras is not None:
             self.cameras.start()
+        self.health = start_health(self.config.health, self, before)
         log.info("agent %s started (district %s)", self.config.node_id, self.config.district)
         return self
+
+    # -- what the health endpoint reads (edge/healthz.py) --
+    def outbox_open(self) -> bool:
+        try:
+            self.outbox.stats()
+        except Exception:
+            return False
+        return True
+
+    def uplink_connected(self) -> bool:
+        return self.uplink.connected
 
     def stop_producers(self) -> None:
         """Stop making new records; the uplink keeps draining the outbox."""
@@ -205,6 +221,8 @@ class EdgeAgent:
             producer.stop()
 
     def stop(self) -> None:
+        if self.health is not None:
+            self.health.stop()
         if self.cameras is not None:
             self.cameras.stop()
         if self.retention is not None:

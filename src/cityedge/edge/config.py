@@ -14,6 +14,7 @@ from cityedge.transport.tls import TlsFiles
 __all__ = [
     "BrokerEndpoint",
     "EdgeConfig",
+    "HealthConfig",
     "HeartbeatConfig",
     "IdentityConfig",
     "LocalBusConfig",
@@ -125,6 +126,22 @@ class HeartbeatConfig(_Strict):
     interval_s: float = Field(15.0, gt=0)
 
 
+class HealthConfig(_Strict):
+    """The agent's health endpoint: `/healthz`, `/readyz` and `/metrics` on one port."""
+
+    host: str = Field(
+        "127.0.0.1",
+        description="address the endpoint listens on (0.0.0.0 in a pod: the kubelet probes the pod IP)",
+    )
+    port: int = Field(8081, ge=0, le=65535, description="port of `/healthz`, `/readyz` and `/metrics`")
+    uplink_grace_s: float = Field(
+        120.0,
+        gt=0,
+        description="a disconnected uplink still counts as ready this long (it is reconnecting with backoff);"
+        " after that `/readyz` fails, so a rollout stops at a node that cannot deliver",
+    )
+
+
 def _tls_of(bus: LocalBusConfig | None) -> TlsFiles | None:
     return bus.tls if bus is not None else None
 
@@ -144,6 +161,9 @@ class EdgeConfig(_Strict):
     cameras: list[dict[str, Any]] = []
     retention: dict[str, Any] | None = None
     metrics_port: int | None = Field(None, ge=0, le=65535)
+    health: HealthConfig | None = Field(
+        None, description="liveness and readiness probes (and metrics) over HTTP; null: none"
+    )
     agent_version: str = "0.1.0"
     # OTA install reports spooled by `cityedge ota supervise` (default: data_dir/ota/reports)
     ota_spool: Path | None = None

@@ -244,3 +244,35 @@ def test_an_insert_larger_than_one_statement_keeps_every_record_in_order(store: 
     stored = store.records()
     assert [r.seq for r in stored] == [r.seq for r in many]
     assert len({r.arrival for r in stored}) == len(many)
+
+
+def test_two_writers_racing_on_the_same_records_store_each_once_on_postgresql(pg_url: str) -> None:
+    # The COPY fast path meets the other writer's uncommitted rows; the loser falls back to
+    # the staging table and ON CONFLICT, and the counts still add up.
+    pool = [record("telemetry", seq=i) for i in range(1, 401)]
+    halves = [pool[:300], pool[100:]]  # 200 records in common
+    barrier = threading.Barrier(2)
+    results: list[tuple[int, int]] = []
+    with pg_schema(pg_url) as url, RecordStore.open(url) as a, RecordStore.open(url) as b:
+
+        def write(store: RecordStore, batch: list[IngestRecord]) -> None:
+            barrier.wait()
+            for k in range(0, len(batch), 50):
+                r = store.insert(batch[k : k + 50], NOW)
+                results.append((r.inserted, r.duplicates))
+
+        threads = [threading.Thread(target=write, args=(s, h)) for s, h in zip((a, b), halves, strict=True)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sum(i for i, _ in results) == 400 and sum(d for _, d in results) == 200
+        assert sorted(r.seq for r in a.records()) == list(range(1, 401))
+
+
+def test_a_batch_with_one_stored_record_in_the_middle_keeps_the_rest_in_order(store: RecordStore) -> None:
+    batch = [record("telemetry", seq=i) for i in range(1, 8)]
+    store.insert([batch[3]], NOW)
+    result = store.insert(batch, NOW)
+    assert (result.inserted, result.duplicates, result.inserted_by_stream) == (6, 1, {"telemetry": 6})
+    assert [r.seq for r in store.records()] == [4, 1, 2, 3, 5, 6, 7]

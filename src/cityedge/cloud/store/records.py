@@ -2,7 +2,9 @@
 keep what could not be stored in the quarantine.
 
 Every write is one transaction. Duplicates are ignored by the database (ON CONFLICT DO
-NOTHING on both dialects) and counted. Database failures become `StoreUnavailableError`
+NOTHING on both dialects) and counted. Each backend has its own insert fast path
+(`sqlite_insert.py`: multi-row INSERT; `pg_insert.py`: COPY into a staging table, then one
+INSERT ... SELECT). Database failures become `StoreUnavailableError`
 (worth retrying: the database is down or busy) or `StoreRejectedError` (this data cannot
 be stored; retrying will not help).
 """
@@ -13,14 +15,12 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, Final
 
 import msgspec
 from sqlalchemy import Connection, Engine, func, select
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
-from cityedge.cloud.store import sqlite_insert
+from cityedge.cloud.store import pg_insert, sqlite_insert
 from cityedge.cloud.store.engine import READ_ONLY, make_engine, safe_url
 from cityedge.cloud.store.migrate import current_revision, upgrade
 from cityedge.cloud.store.rows import (
@@ -48,33 +48,9 @@ class StoreRejectedError(StoreError):
     """The database refused this data (e.g. a value the backend cannot hold); do not retry."""
 
 
-# PostgreSQL numbers `arrival` itself (an identity column); duplicates leave gaps.
-_PG_INSERT: Final = (
-    postgresql.insert(t_records)
-    .on_conflict_do_nothing(index_elements=["id"])
-    .returning(t_records.c.id, t_records.c.stream)
-)
-
-
 def _utc(value: datetime) -> datetime:
     # SQLite hands back naive datetimes (stored as UTC); PostgreSQL aware ones.
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _row(rec: IngestRecord, received_at: datetime) -> dict[str, Any]:
-    return {
-        "id": rec.id,
-        "district": rec.district,
-        "node": rec.node,
-        "stream": rec.stream,
-        "seq": rec.seq,
-        "kind": rec.kind,
-        "v": rec.v,
-        "ts": rec.ts.astimezone(UTC),
-        "received_at": received_at,
-        "body": rec.body,
-        "raw": rec.raw.decode(),
-    }
 
 
 class RecordStore:
@@ -117,8 +93,7 @@ class RecordStore:
             if self._dialect == "sqlite":
                 inserted = sqlite_insert.insert_records(conn, records, received)
             else:
-                rows = [_row(r, received) for r in records]
-                inserted = [(row[0], row[1]) for row in conn.execute(_PG_INSERT, rows)]
+                inserted = pg_insert.insert_records(conn, records, received)
         by_stream = Counter(stream for _id, stream in inserted)
         return InsertResult(len(inserted), len(records) - len(inserted), dict(by_stream))
 
