@@ -58,6 +58,10 @@ class SensorClient(LinkHandler):
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # One sender at a time, and the resend loop only on a session whose on_connected has
+        # sent the backlog: otherwise both pick up a fresh reading before either marks it sent.
+        self._send_lock = threading.Lock()
+        self._ready: Session | None = None
         self.link = MqttLink(
             LinkSettings(
                 name=f"sensor-{settings.sensor_id}", host=settings.host, port=settings.port,
@@ -107,7 +111,9 @@ class SensorClient(LinkHandler):
     def on_connected(self, session: Session, session_present: bool) -> None:
         session.subscribe(local_ack_topic(self.settings.sensor_id), qos=1)
         # Whatever was sent before may be lost with the broker's memory: send it all again.
-        self._send(session, self.store.due(self._clock(), self.settings.resend_batch))
+        with self._send_lock:
+            self._send(session, self.store.due(self._clock(), self.settings.resend_batch))
+            self._ready = session
 
     def on_message(self, session: Session, msg: mqtt.MQTTMessage) -> None:
         try:
@@ -128,17 +134,19 @@ class SensorClient(LinkHandler):
         while not self._stop.is_set():
             self._wake.wait(min(1.0, self.settings.resend_after_s / 2))
             self._wake.clear()
-            session = self.link.session
-            if session is None:
-                continue
             try:
-                fresh = self.store.due(0.0, self.settings.resend_batch)
-                stale = self.store.due(
-                    self._clock() - self.settings.resend_after_s, self.settings.resend_batch
-                )
-                self._send(session, {r[0]: r for r in [*fresh, *stale]}.values())
+                self._send_due()
             except Exception:  # keep resending whatever happens; the readings are on disk
                 log.exception("sensor %s: resend failed; will try again", self.settings.sensor_id)
+
+    def _send_due(self) -> None:
+        with self._send_lock:
+            session = self._ready
+            if session is None or session is not self.link.session:
+                return
+            fresh = self.store.due(0.0, self.settings.resend_batch)
+            stale = self.store.due(self._clock() - self.settings.resend_after_s, self.settings.resend_batch)
+            self._send(session, {r[0]: r for r in [*fresh, *stale]}.values())
 
     def _send(self, session: Session, readings: Iterable[Pending]) -> None:
         sent = [rid for rid, topic, payload in readings if session.publish(topic, payload, qos=1) is not None]
