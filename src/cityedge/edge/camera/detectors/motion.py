@@ -3,8 +3,11 @@
 A running-average background learnt from a short warm-up median; background pixels adapt
 fast (lighting), foreground pixels slowly, so a stopped vehicle stays foreground long
 enough for the stopped-vehicle rule. The camera's tone curve (auto-exposure) is estimated
-per frame and applied to the background before comparing. Registered as detector "motion"; `regions()` gives
-padded, merged motion boxes that gate a heavier detector (Frigate's approach).
+per frame and applied to the background before comparing. Ghosts (the road a vehicle that
+stood in the background left behind) are found by their outline: the background has the
+edges there, the frame does not; after `ghost_frames` such frames their pixels are learnt at
+once. Registered as detector "motion"; `regions()` gives padded, merged motion boxes that
+gate a heavier detector (Frigate's approach).
 """
 
 from __future__ import annotations
@@ -39,6 +42,15 @@ class MotionConfig(BaseModel):
         description="per-frame learning rate, moving pixels: minutes, so a car that stood and left"
         " leaves no ghost",
     )
+    ghost_ratio: float = Field(
+        1.6,
+        gt=1,
+        description="a blob is a ghost when the background's edges along its outline are this many"
+        " times the frame's (a vehicle that left: its outline is in the background, not in the frame)",
+    )
+    ghost_frames: int = Field(
+        10, ge=0, description="frames a blob must look like a ghost before it is learnt at once (0: never)"
+    )
     open_px: int = Field(3, ge=1, description="opening kernel (processed pixels) removing speckle")
     close_px: int = Field(7, ge=1, description="closing kernel joining a vehicle's parts")
     min_area: float = Field(0.0005, ge=0, description="smallest blob, as a fraction of the frame area")
@@ -56,6 +68,9 @@ class MotionDetector:
         self._open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (self.config.open_px,) * 2)
         self._close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (self.config.close_px,) * 2)
         self._last: tuple[NDArray[Any], list[Detection]] | None = None
+        self._band = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
+        self._ghost_votes: NDArray[np.uint8] | None = None
+        self._previous: NDArray[np.uint8] | None = None
 
     def detect(self, frame: NDArray[Any], regions: Sequence[Box] | None = None) -> list[Detection]:
         """Moving blobs as detections in frame pixels; `regions`, when given, keeps those inside."""
@@ -92,6 +107,7 @@ class MotionDetector:
             return []
         curve = self._tone_curve(grey)
         mask = self._foreground(grey, curve)
+        mask = self._unghost(grey, mask, curve)
         self._learn(grey, mask, curve)
         return self._blobs(mask, scale)
 
@@ -143,6 +159,62 @@ class MotionDetector:
         _, mask_f = cv2.threshold(diff, self.config.threshold, 255, cv2.THRESH_BINARY)
         mask = cv2.morphologyEx(mask_f.astype(np.uint8), cv2.MORPH_OPEN, self._open)
         return np.asarray(cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._close), dtype=np.uint8)
+
+    def _unghost(
+        self, grey: NDArray[np.uint8], mask: NDArray[np.uint8], curve: tuple[list[float], list[float]] | None
+    ) -> NDArray[np.uint8]:
+        """Learn at once the pixels of blobs that looked like ghosts for `ghost_frames` frames in
+        a row; the mask without them."""
+        assert self._background is not None
+        if self.config.ghost_frames == 0:
+            return mask
+        expected = self._background
+        if curve is not None:  # the background as this frame's exposure shows it: edges scale with it
+            expected = np.interp(self._background, *curve).astype(np.float32)
+        ghosts = self._ghosts(grey, mask, expected)
+        votes = self._ghost_votes if self._ghost_votes is not None else np.zeros_like(mask)
+        votes = np.where(ghosts, np.minimum(votes, 254) + 1, 0).astype(np.uint8)
+        settled = votes >= self.config.ghost_frames
+        if settled.any():
+            level = grey.astype(np.float32)
+            if curve is not None:
+                levels, values = curve
+                level = np.interp(level, values, levels).astype(np.float32)
+            self._background[settled] = level[settled]
+            mask = mask.copy()
+            mask[settled] = 0
+            votes[settled] = 0
+        self._ghost_votes = votes
+        return mask
+
+    def _ghosts(
+        self, grey: NDArray[np.uint8], mask: NDArray[np.uint8], expected: NDArray[np.float32]
+    ) -> NDArray[np.bool_]:
+        """Pixels of still blobs whose outline has the background's edges but not the frame's."""
+        previous, self._previous = self._previous, grey
+        ghosts = np.zeros(mask.shape, dtype=bool)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        if count <= 1:
+            return ghosts
+        frame_edges, background_edges = _edges(grey), _edges(expected)
+        change = cv2.absdiff(grey, previous) if previous is not None else None
+        noise = float(change[mask == 0].mean()) if change is not None and (mask == 0).any() else 0.0
+        height, width = mask.shape
+        for k in range(1, count):
+            x, y, w, h, _ = (int(v) for v in stats[k])
+            x0, y0, x1, y1 = max(x - 3, 0), max(y - 3, 0), min(x + w + 3, width), min(y + h + 3, height)
+            blob = (labels[y0:y1, x0:x1] == k).astype(np.uint8)
+            outline = cv2.morphologyEx(blob, cv2.MORPH_GRADIENT, self._band) > 0
+            seen = float(frame_edges[y0:y1, x0:x1][outline].mean())
+            left = float(background_edges[y0:y1, x0:x1][outline].mean())
+            if left <= self.config.ghost_ratio * seen + 2.0:
+                continue
+            # ... and nothing moves inside: a blob in a crawling queue can hide a kerb line
+            # for a moment, which looks like a ghost's outline, but it does not stand still
+            inside = blob > 0
+            if change is None or float(change[y0:y1, x0:x1][inside].mean()) < 1.5 * noise + 0.5:
+                ghosts[y0:y1, x0:x1] |= inside
+        return ghosts
 
     def _learn(
         self, grey: NDArray[np.uint8], mask: NDArray[np.uint8], curve: tuple[list[float], list[float]] | None
@@ -200,6 +272,13 @@ def merge_boxes(boxes: Sequence[Box]) -> list[Box]:
                 out.append(box)
         merged = out
     return merged
+
+
+def _edges(image: NDArray[Any]) -> NDArray[np.float32]:
+    """Gradient magnitude (|dx| + |dy|) of a grey image."""
+    dx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3)
+    dy = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3)
+    return np.asarray(np.abs(dx) + np.abs(dy), dtype=np.float32)
 
 
 def _overlaps(a: Box, b: Box) -> bool:

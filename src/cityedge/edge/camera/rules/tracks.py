@@ -31,6 +31,10 @@ class TrackMemory:
     before: tuple[Point, float] | None = None
     hits: int = 0
     last_hit: float = 0.0  # when the tracker last matched it to a detection (not coasting)
+    moving_since: float | None = None  # driving speed since then (None: slower now)
+    point: Point | None = None  # where its lane is judged, this frame and the one before
+    last_point: Point | None = None
+    counted: set[str] = field(default_factory=set)  # count lines it crossed
 
 
 class TrackBook:
@@ -39,15 +43,22 @@ class TrackBook:
     def __init__(self, config: RuleConfig) -> None:
         self.config = config
         self._tracks: dict[int, TrackMemory] = {}
+        self._present: set[int] = set()
+
+    def frame(self, track_ids: set[int]) -> None:
+        """The tracks of the frame about to be remembered: only the others count as lost."""
+        self._present = track_ids
 
     def remember(
-        self, track: TrackState, lane: str | None, t: float, entered: Callable[[str], None]
+        self, track: TrackState, point: Point, lane: str | None, t: float, entered: Callable[[str], None]
     ) -> TrackMemory:
-        """Update the track's memory with this frame; `entered(lane)` when it changed lanes."""
+        """Update the track's memory with this frame (`point`: where its lane is judged);
+        `entered(lane)` when it changed lanes."""
         foot = track.box.foot
         memory = self._tracks.get(track.track_id)
         if memory is None:
             memory = self._tracks[track.track_id] = self._handed_over(foot, t)
+        memory.last_point, memory.point = memory.point, point
         if track.hits != memory.hits:
             memory.hits, memory.last_hit = track.hits, t
         memory.velocity = track.velocity
@@ -58,7 +69,7 @@ class TrackBook:
         memory.history.append((t, foot))
         if memory.origin is None:
             memory.origin = foot
-        memory.moved = memory.moved or math.dist(memory.origin, foot) >= self.config.stopped_min_travel_px
+        memory.moved = memory.moved or self._arrived_moving(memory, track, t)
         while len(memory.history) > 2 and memory.history[1][0] <= t - self.config.stopped_probe_s:
             memory.history.popleft()
         if lane != memory.lane:
@@ -67,14 +78,31 @@ class TrackBook:
                 entered(lane)
         return memory
 
+    def _arrived_moving(self, memory: TrackMemory, track: TrackState, t: float) -> bool:
+        """Seen driving: at driving speed for `stopped_arrival_s` and away from where it was
+        first seen. A ghost or a parked car never is; a blob that merged with a passing car
+        for a moment jumps, but does not keep moving."""
+        if math.hypot(*track.velocity) < self.config.wrong_way_min_speed_px_s:
+            memory.moving_since = None
+            return False
+        if memory.moving_since is None:
+            memory.moving_since = t
+        assert memory.origin is not None
+        return (
+            t - memory.moving_since >= self.config.stopped_arrival_s
+            and math.dist(memory.origin, track.box.foot) >= self.config.stopped_min_travel_px
+        )
+
     def _handed_over(self, foot: Point, t: float) -> TrackMemory:
         """Memory for a new track. When a track was just lost where this one appears (an
         occlusion made the tracker start afresh), the vehicle is the same: it keeps having
         arrived moving, which the stopped rule requires."""
         near = [
             m
-            for m in self._tracks.values()
-            if m.history and math.dist(m.history[-1][1], foot) <= 2 * self.config.stopped_spot_px
+            for tid, m in self._tracks.items()
+            if tid not in self._present
+            and m.history
+            and math.dist(m.history[-1][1], foot) <= 2 * self.config.stopped_spot_px
         ]
         memory = TrackMemory(moved=any(m.moved for m in near))
         heir = self._fragment_of(foot, t)
@@ -83,6 +111,7 @@ class TrackBook:
             # judging the same drive, and do not report it twice
             memory.lane, memory.against = heir.lane, heir.against
             memory.reported = set(heir.reported)
+            memory.counted = set(heir.counted)
         return memory
 
     def _fragment_of(self, foot: Point, t: float) -> TrackMemory | None:
