@@ -30,6 +30,7 @@ from cityedge.edge.camera.perception import Perception
 from cityedge.edge.camera.rules import RuleEngine, RuleOutput
 from cityedge.edge.camera.sources import Frame, FrameSource, PacketSink, SourceConfig, SourceState
 from cityedge.edge.camera.tracker import Tracker
+from cityedge.edge.camera.zones import frame_size_note
 from cityedge.edge.records import RecordSink
 from cityedge.protocol.vision import Decision
 
@@ -208,13 +209,20 @@ class CameraWorker:
         self._account(frame.captured_at, latency)
         return decisions
 
+    def offer(self, frame: Frame) -> list[Decision] | None:
+        """What the camera's thread does with each frame: thin to `fps`, then process (None:
+        thinned). Replays of a file call it frame by frame."""
+        return self.process(frame) if self._due(frame.captured_at) else None
+
     def _fit_zones(self, image: np.ndarray[Any, Any]) -> None:
         # Zones are drawn on some frame size; a camera decoded at another size gets them scaled.
         if self._sized:
             return
         self._sized = True
         size = (int(image.shape[1]), int(image.shape[0]))
-        if size != tuple(self.config.zones.frame_size):
+        note = frame_size_note(self.config.zones, size)
+        if note is not None:
+            log.warning("%s", note[1])
             self.rules = RuleEngine(self.config.zones.scaled(size), self.config.rules)
 
     def _publish_decision(self, decision: Decision) -> None:
