@@ -91,6 +91,10 @@ def build_cameras(
 
     `recorders` serves the in-process pipeline; a worker opens the retention store itself
     from its configuration (`retention`)."""
+    if processes > 0 and multiprocessing.current_process().daemon:
+        # Python lets no daemonic process (a pilot's node, say) start children of its own.
+        log.warning("cameras: this process is daemonic and cannot start camera workers; all in-process")
+        processes = 0
     if processes <= 0:
         return CameraPipeline(
             cameras, sink=sink, publish_local=publish_local, registry=registry, recorders=recorders
