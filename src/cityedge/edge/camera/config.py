@@ -6,6 +6,7 @@ pipeline builds its source, detector, tracker, rules and decision policy from it
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -17,7 +18,7 @@ from cityedge.edge.camera.rules import RuleConfig
 from cityedge.edge.camera.tracker import TrackerConfig
 from cityedge.edge.camera.zones import CameraZones
 
-__all__ = ["CameraConfig", "DetectorConfig", "parse_camera"]
+__all__ = ["CameraConfig", "DetectorConfig", "load_node_cameras", "parse_camera"]
 
 
 class DetectorConfig(BaseModel):
@@ -61,3 +62,22 @@ def parse_camera(data: Any, source: str) -> CameraConfig:
     """Validate one camera section; the error names `source`, the camera and each bad field."""
     camera = data.get("id", "?") if isinstance(data, dict) else "?"
     return parse_config(CameraConfig, data, source, f"camera {camera}")
+
+
+def load_node_cameras(path: Path, camera: str | None = None) -> list[CameraConfig]:
+    """The cameras of a node's config file (all, or the one with id `camera`), validated as
+    the agent validates them at start-up."""
+    from cityedge.configfile import load_config
+    from cityedge.edge.config import EdgeConfig
+    from cityedge.protocol.errors import ConfigError
+
+    node = load_config(EdgeConfig, path)
+    sections = node.cameras
+    if camera is not None:
+        sections = [c for c in node.cameras if isinstance(c, dict) and c.get("id") == camera]
+        if not sections:
+            known = [c.get("id") for c in node.cameras if isinstance(c, dict)]
+            raise ConfigError(f"{path}: node {node.node_id} has no camera {camera!r}; its cameras: {known}")
+    if not sections:
+        raise ConfigError(f"{path}: node {node.node_id} has no cameras")
+    return [parse_camera(c, str(path)) for c in sections]

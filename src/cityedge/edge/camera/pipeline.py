@@ -30,6 +30,7 @@ from cityedge.edge.camera.perception import Perception
 from cityedge.edge.camera.rules import RuleEngine, RuleOutput
 from cityedge.edge.camera.sources import Frame, FrameSource, PacketSink, SourceConfig, SourceState
 from cityedge.edge.camera.tracker import Tracker
+from cityedge.edge.camera.zones import frame_size_note
 from cityedge.edge.records import RecordSink
 from cityedge.protocol.vision import Decision
 
@@ -113,6 +114,8 @@ class CameraStats:
     p99_ms: float | None
     source_state: str
     source_reason: str
+    inferences: int = 0  # detector runs (a heavy detector's; 0 for the motion model)
+    thinned: int = 0  # frames skipped because the source ran faster than `fps`
 
 
 def build_detector(config: CameraConfig) -> tuple[Detector, MotionDetector | None]:
@@ -206,13 +209,20 @@ class CameraWorker:
         self._account(frame.captured_at, latency)
         return decisions
 
+    def offer(self, frame: Frame) -> list[Decision] | None:
+        """What the camera's thread does with each frame: thin to `fps`, then process (None:
+        thinned). Replays of a file call it frame by frame."""
+        return self.process(frame) if self._due(frame.captured_at) else None
+
     def _fit_zones(self, image: np.ndarray[Any, Any]) -> None:
         # Zones are drawn on some frame size; a camera decoded at another size gets them scaled.
         if self._sized:
             return
         self._sized = True
         size = (int(image.shape[1]), int(image.shape[0]))
-        if size != tuple(self.config.zones.frame_size):
+        note = frame_size_note(self.config.zones, size)
+        if note is not None:
+            log.warning("%s", note[1])
             self.rules = RuleEngine(self.config.zones.scaled(size), self.config.rules)
 
     def _publish_decision(self, decision: Decision) -> None:
@@ -283,6 +293,10 @@ class CameraWorker:
         """Capture-to-decision latencies (s) of frames captured at or after `since`."""
         return [lat for t, lat in list(self._samples) if t >= since]
 
+    def samples(self, after: float) -> list[tuple[float, float]]:
+        """(capture time, latency) of frames captured after `after` (a worker process reports these)."""
+        return [(t, lat) for t, lat in list(self._samples) if t > after]
+
     def stats(self, since: float = 0.0) -> CameraStats:
         lat = self.latencies(since)
         p50, p95, p99 = (float(np.percentile(lat, q) * 1000) for q in (50, 95, 99)) if lat else (None,) * 3
@@ -290,8 +304,19 @@ class CameraWorker:
         fps = 0.0
         if len(self._recent) > 1 and self._recent[-1] > self._recent[0]:
             fps = (len(self._recent) - 1) / (self._recent[-1] - self._recent[0])
+        inferences = int(getattr(self.perception.detector, "inferences", 0))
         return CameraStats(
-            self.camera, self.processed, status.dropped, fps, p50, p95, p99, status.state.value, status.reason
+            self.camera,
+            self.processed,
+            status.dropped,
+            fps,
+            p50,
+            p95,
+            p99,
+            status.state.value,
+            status.reason,
+            inferences,
+            self.thinned,
         )
 
 
@@ -329,8 +354,11 @@ class CameraPipeline:
             for cam in cameras
         ]
 
-    def start(self) -> CameraPipeline:
-        for worker in self.workers:
+    def start(self, stagger_s: float = 0.0) -> CameraPipeline:
+        """Start every camera, `stagger_s` apart (like real, unsynchronised cameras)."""
+        for i, worker in enumerate(self.workers):
+            if i and stagger_s > 0:
+                time.sleep(stagger_s)
             worker.start()
         return self
 
@@ -340,3 +368,7 @@ class CameraPipeline:
 
     def stats(self, since: float = 0.0) -> list[CameraStats]:
         return [w.stats(since) for w in self.workers]
+
+    def latencies(self, since: float = 0.0) -> list[float]:
+        """Capture-to-decision latencies (s) of every camera's frames captured at or after `since`."""
+        return [x for w in self.workers for x in w.latencies(since)]
