@@ -219,3 +219,31 @@ def test_a_ghost_whose_blob_merges_with_a_passing_car_for_a_moment_never_arrived
         return (2, 510 + drag, 180, 80.0 if 5 <= t < 5.5 else 0.0)
 
     assert incidents(run([merged], 60)) == []
+
+
+def test_a_vehicle_lost_while_braking_and_found_standing_is_one_stopped_vehicle() -> None:
+    # the tracker loses the car as it halts at x = 360 and coasts on its guess (hits frozen)
+    # for half a second; a new track then finds the car standing where it was last seen
+    def braking(t: float) -> tuple[float, ...] | None:
+        if t < 3.0:
+            return (1, 120 * t, 180, 120.0, 10 + round(10 * t))
+        if t < 3.5:
+            return (1, 360 + 120 * (t - 3.0), 180, 120.0, 40)  # the guess drives on
+        return None
+
+    standing = lambda t: (2, 362, 180, 0.0) if t >= 3.6 else None  # noqa: E731
+    found = [i for o in run([braking, standing], 30) for i in o.incidents]
+    assert [(i.type, i.track_id) for i in found] == [("stopped_vehicle", 2)]
+
+
+def test_a_vehicle_that_halts_inside_a_blob_merged_with_a_passing_car_is_a_stopped_vehicle() -> None:
+    # two cars side by side are one blob (one track) until the nearer one drives on: the one
+    # that halted splits off as a new track standing still, and it did arrive moving
+    def pair(t: float) -> tuple[float, ...] | None:
+        if t < 3.0:
+            return (1, 120 * t + 40, 180, 120.0, 10 + round(10 * t), 140, 60)  # the merged blob
+        return (1, 400 + 150 * (t - 3.0), 180, 150.0, 40 + round(10 * t))  # the passing car
+
+    halted = lambda t: (2, 380, 180, 0.0) if t >= 3.0 else None  # noqa: E731
+    found = [i for o in run([pair, halted], 30) for i in o.incidents]
+    assert [(i.type, i.track_id) for i in found] == [("stopped_vehicle", 2)]

@@ -50,7 +50,7 @@ class RuleEngine:
         occupancy: dict[str, float] = {name: 0.0 for name in self._lanes}
         speeds: dict[str, list[float]] = {name: [] for name in self._lanes}
         confirmed = [track for track in frame.tracks if track.hits >= self.config.min_hits]
-        self._tracks.frame({track.track_id for track in confirmed})
+        self._tracks.frame(confirmed, t)
         for track in confirmed:
             lane = self._judge(frame.camera, track, t, out)
             if lane is not None:
