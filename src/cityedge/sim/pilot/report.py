@@ -273,10 +273,11 @@ def _rollout_html(r: dict[str, Any] | None) -> str:
                 if i == 0
                 else ""
             )
-            ok = "pass" if n["health"] == "committed" else "fail"
+            ok = {"committed": "pass", "not started": ""}.get(n["health"], "fail")
+            why = ": ".join(x for x in (n["reason"], n["detail"]) if x)
             rows.append(
                 f"<tr>{wave}<td>{_e(n['node'])}</td><td class='{ok}'>{_e(n['health'])}</td>"
-                f"<td>{_e(n['reason'] or '')} {_e(n['detail'])}</td><td>{_e(n['reported_s'] or '-')}</td>"
+                f"<td>{_e(why)}</td><td>{_e(n['reported_s'] or '-')}</td>"
                 f"<td>{_e(n['final_version'])}</td><td>{_e(n['final_slot'])}</td></tr>"
             )
     problems = "".join(f"<li>{_e(p)}</li>" for p in r["problems"]) or "<li>none</li>"
