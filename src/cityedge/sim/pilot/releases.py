@@ -19,11 +19,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from cityedge.protocol.errors import CityEdgeError, ReleaseError
+from cityedge.protocol.errors import ConfigError, ReleaseError
 from cityedge.protocol.release import parse_version
-from cityedge.protocol.spec_model import OTA_SETTLE_S, RolloutSpec
+from cityedge.protocol.spec_model import OTA_SETTLE_S, ROLLOUT_BUNDLES, RolloutSpec
 
-__all__ = ["FACTORY_VERSION", "HARDWARE", "PilotReleases", "fleet"]
+__all__ = ["FACTORY_VERSION", "HARDWARE", "PilotReleases", "fleet", "given_bundle"]
 
 HARDWARE = "pilot-sim"  # the inventory's model
 FACTORY_VERSION = "1.0.0"
@@ -66,21 +66,28 @@ def _build(out_dir: Path, version: str, behaviour: dict[str, Any]) -> Path:
     return build(src, out_dir / f"cityedge-{version}.tar").path
 
 
-def _given(path: Path) -> Path:
+def given_bundle(rollout: RolloutSpec, spec_source: str) -> Path | None:
+    """The bundle a spec names by path (relative to the spec file), checked before anything
+    starts: a readable bundle, for the pilot's hardware, newer than the factory release."""
     from cityedge.cloud.releases.bundle import inspect
 
+    if rollout.bundle in ROLLOUT_BUNDLES:
+        return None
+    path = Path(rollout.bundle)
+    if not path.is_absolute():
+        path = Path(spec_source).parent / path
+    where = f"{spec_source}: rollout.bundle {path}"
+    if not path.is_file():
+        raise ConfigError(f"{where}: no such file")
     try:
         manifest = inspect(path).manifest
     except ReleaseError as exc:
-        raise CityEdgeError(f"rollout.bundle: {exc}") from None
+        raise ConfigError(f"{where}: {exc}") from None
     if HARDWARE not in manifest.hardware:
-        raise CityEdgeError(
-            f"rollout.bundle {path}: built for {manifest.hardware}, the pilot's nodes are {HARDWARE}"
-        )
+        raise ConfigError(f"{where}: built for {manifest.hardware}, the pilot's nodes are {HARDWARE}")
     if parse_version(manifest.version) <= parse_version(FACTORY_VERSION):
-        raise CityEdgeError(
-            f"rollout.bundle {path}: version {manifest.version} is not newer than the "
-            f"factory release {FACTORY_VERSION} the nodes run"
+        raise ConfigError(
+            f"{where}: version {manifest.version} is not newer than the factory release {FACTORY_VERSION}"
         )
     return path
 
@@ -98,16 +105,10 @@ class PilotReleases:
         from cityedge.cloud.releases.channels import init_repository
 
         bundles = workdir / "bundles"
-        if rollout.bundle in ("good", "bad"):
+        bundle = given_bundle(rollout, spec_source)
+        if bundle is None:
             behaviour = {"crash_after_s": CRASH_AFTER_S} if rollout.bundle == "bad" else {}
             bundle = _build(bundles, RELEASE_VERSION, behaviour)
-        else:
-            given = Path(rollout.bundle)
-            if not given.is_absolute():
-                given = Path(spec_source).parent / given
-            if not given.is_file():
-                raise CityEdgeError(f"rollout.bundle {given}: no such file")
-            bundle = _given(given)
         factory = _build(bundles, FACTORY_VERSION, {})
         offline = workdir / "release-keys-offline"
         keys = init_repository(workdir / "releases", offline, datetime.now(UTC))
