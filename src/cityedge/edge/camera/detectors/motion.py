@@ -43,13 +43,13 @@ class MotionConfig(BaseModel):
         " leaves no ghost",
     )
     ghost_ratio: float = Field(
-        1.6,
+        2.0,
         gt=1,
         description="a blob is a ghost when the background's edges along its outline are this many"
         " times the frame's (a vehicle that left: its outline is in the background, not in the frame)",
     )
     ghost_frames: int = Field(
-        10, ge=0, description="frames a blob must look like a ghost before it is learnt at once (0: never)"
+        30, ge=0, description="frames a blob must look like a ghost before it is learnt at once (0: never)"
     )
     open_px: int = Field(3, ge=1, description="opening kernel (processed pixels) removing speckle")
     close_px: int = Field(7, ge=1, description="closing kernel joining a vehicle's parts")

@@ -46,7 +46,7 @@ class TrackBook:
         self.config = config
         self._tracks: dict[int, TrackMemory] = {}
         self._present: set[int] = set()
-        self._moving_boxes: deque[tuple[float, str | None, tuple[float, float, float, float]]] = deque()
+        self._moving_boxes: deque[tuple[float, tuple[float, float, float, float]]] = deque()
 
     def frame(self, tracks: list[TrackState], t: float) -> None:
         """The tracks of the frame about to be remembered. Those the tracker matched to a
@@ -61,9 +61,7 @@ class TrackBook:
             for t in tracks
             if t.track_id not in self._tracks or t.hits != self._tracks[t.track_id].hits
         }
-        self._moving_boxes.extend(
-            (t, m.lane, m.box) for m in self._tracks.values() if m.moved and m.box is not None
-        )
+        self._moving_boxes.extend((t, m.box) for m in self._tracks.values() if m.moved and m.box is not None)
 
     def remember(
         self, track: TrackState, point: Point, lane: str | None, t: float, entered: Callable[[str], None]
@@ -73,7 +71,7 @@ class TrackBook:
         foot = track.box.foot
         memory = self._tracks.get(track.track_id)
         if memory is None:
-            memory = self._tracks[track.track_id] = self._handed_over(foot, lane, t)
+            memory = self._tracks[track.track_id] = self._handed_over(foot, t)
         memory.last_point, memory.point = memory.point, point
         if track.hits != memory.hits:
             memory.hits, memory.last_hit, memory.matched_at = track.hits, t, foot
@@ -110,7 +108,7 @@ class TrackBook:
             and math.dist(memory.origin, track.box.foot) >= self.config.stopped_min_travel_px
         )
 
-    def _handed_over(self, foot: Point, lane: str | None, t: float) -> TrackMemory:
+    def _handed_over(self, foot: Point, t: float) -> TrackMemory:
         """Memory for a new track. When a track was just lost where this one appears (an
         occlusion made the tracker start afresh), the vehicle is the same: it keeps having
         arrived moving, which the stopped rule requires."""
@@ -129,10 +127,8 @@ class TrackBook:
             # no track was lost here: split off a merged blob that was moving (two vehicles
             # side by side that part) or new to the picture. A ghost never splits off moving:
             # it was a still track of its own, lost right here, so it counts as `near`.
-            # A queue's blob reaching into the next lane is no such split: same lane only.
-            memory = TrackMemory(
-                moved=any(lane == where and _inside(foot, box) for _, where, box in self._moving_boxes)
-            )
+            # (The blob's foot, and so its lane, is the nearer vehicle's: any lane will do.)
+            memory = TrackMemory(moved=any(_inside(foot, box) for _, box in self._moving_boxes))
         heir = self._fragment_of(foot, t)
         if heir is not None:
             # the tracker split one vehicle's path in two (a merge with a neighbour): carry on
