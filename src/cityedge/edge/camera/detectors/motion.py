@@ -168,10 +168,7 @@ class MotionDetector:
         assert self._background is not None
         if self.config.ghost_frames == 0:
             return mask
-        expected = self._background
-        if curve is not None:  # the background as this frame's exposure shows it: edges scale with it
-            expected = np.interp(self._background, *curve).astype(np.float32)
-        ghosts = self._ghosts(grey, mask, expected)
+        ghosts = self._ghosts(grey, mask, curve)
         votes = self._ghost_votes if self._ghost_votes is not None else np.zeros_like(mask)
         votes = np.where(ghosts, np.minimum(votes, 254) + 1, 0).astype(np.uint8)
         settled = votes >= self.config.ghost_frames
@@ -188,33 +185,53 @@ class MotionDetector:
         return mask
 
     def _ghosts(
-        self, grey: NDArray[np.uint8], mask: NDArray[np.uint8], expected: NDArray[np.float32]
+        self, grey: NDArray[np.uint8], mask: NDArray[np.uint8], curve: tuple[list[float], list[float]] | None
     ) -> NDArray[np.bool_]:
         """Pixels of still blobs whose outline has the background's edges but not the frame's."""
         previous, self._previous = self._previous, grey
         ghosts = np.zeros(mask.shape, dtype=bool)
         count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        if count <= 1:
+        if count <= 1 or previous is None:
             return ghosts
-        frame_edges, background_edges = _edges(grey), _edges(expected)
-        change = cv2.absdiff(grey, previous) if previous is not None else None
-        noise = float(change[mask == 0].mean()) if change is not None and (mask == 0).any() else 0.0
+        change = cv2.absdiff(grey, previous)
+        noise = float(cv2.mean(change, mask=cv2.bitwise_not(mask))[0])
         height, width = mask.shape
         for k in range(1, count):
             x, y, w, h, _ = (int(v) for v in stats[k])
             x0, y0, x1, y1 = max(x - 3, 0), max(y - 3, 0), min(x + w + 3, width), min(y + h + 3, height)
             blob = (labels[y0:y1, x0:x1] == k).astype(np.uint8)
-            outline = cv2.morphologyEx(blob, cv2.MORPH_GRADIENT, self._band) > 0
-            seen = float(frame_edges[y0:y1, x0:x1][outline].mean())
-            left = float(background_edges[y0:y1, x0:x1][outline].mean())
-            if left <= self.config.ghost_ratio * seen + 2.0:
-                continue
-            # ... and nothing moves inside: a blob in a crawling queue can hide a kerb line
-            # for a moment, which looks like a ghost's outline, but it does not stand still
             inside = blob > 0
-            if change is None or float(change[y0:y1, x0:x1][inside].mean()) < 1.5 * noise + 0.5:
+            # nothing moves inside: a blob in a crawling queue can hide a kerb line for a
+            # moment, which looks like a ghost's outline, but it does not stand still
+            if float(change[y0:y1, x0:x1][inside].mean()) >= 1.5 * noise + 0.5:
+                continue
+            outline = cv2.morphologyEx(blob, cv2.MORPH_GRADIENT, self._band) > 0
+            seen, left = self._outline_edges(grey, curve, (x0, y0, x1, y1), outline)
+            if left > self.config.ghost_ratio * seen + 2.0:
                 ghosts[y0:y1, x0:x1] |= inside
         return ghosts
+
+    def _outline_edges(
+        self,
+        grey: NDArray[np.uint8],
+        curve: tuple[list[float], list[float]] | None,
+        roi: tuple[int, int, int, int],
+        outline: NDArray[np.bool_],
+    ) -> tuple[float, float]:
+        """Mean edge strength along `outline` (in `roi`) in the frame and in the background as
+        this frame's exposure shows it (edges scale with exposure)."""
+        assert self._background is not None
+        x0, y0, x1, y1 = roi
+        height, width = grey.shape
+        # one pixel more around the window, so the 3x3 gradients inside it see real neighbours
+        a0, b0, a1, b1 = max(x0 - 1, 0), max(y0 - 1, 0), min(x1 + 1, width), min(y1 + 1, height)
+        crop = (slice(y0 - b0, y0 - b0 + (y1 - y0)), slice(x0 - a0, x0 - a0 + (x1 - x0)))
+        expected = self._background[b0:b1, a0:a1]
+        if curve is not None:
+            expected = np.interp(expected, *curve).astype(np.float32)
+        seen = _edges(grey[b0:b1, a0:a1])[crop][outline]
+        left = _edges(expected)[crop][outline]
+        return float(seen.mean()), float(left.mean())
 
     def _learn(
         self, grey: NDArray[np.uint8], mask: NDArray[np.uint8], curve: tuple[list[float], list[float]] | None
