@@ -327,6 +327,7 @@ def _source_config(config: CameraConfig) -> SourceConfig:
         loop=config.loop,
         size=config.size,
         stall_timeout_s=config.stall_timeout_s,
+        grey=config.detector.name == "motion",  # the motion model needs no colour: skip the BGR
     )
 
 
