@@ -134,3 +134,42 @@ def test_missing_fields_and_broken_yaml_are_reported() -> None:
     assert err.line >= 6 and "not valid" in str(err)
     err = _error(TEMPLATE + "Title: again\n")
     assert (err.line, err.field) == (6, "Title") and "twice" in str(err)
+
+
+ROLLOUT_BASE = TEMPLATE + "nodes: 3\ncameras_per_node: 1\nrun: 90s\nrollout:\n"
+
+
+def test_a_rollout_section_parses_with_its_defaults() -> None:
+    spec = parse_spec(ROLLOUT_BASE + "  at: 10s\n  bundle: bad\n  soak: 1s\n")
+    r = spec.rollout
+    assert r is not None and (r.at_s, r.bundle, r.expect, r.soak_s) == (10.0, "bad", "halted", 1.0)
+    assert (r.canary, r.staging, r.waves(3)) == (1, 1, 3)
+    assert parse_spec(ROLLOUT_BASE + "  at: 10s\n").rollout.expect == "done"  # type: ignore[union-attr]
+    assert parse_spec(TEMPLATE).rollout is None  # the default spec rolls nothing out
+
+
+@pytest.mark.parametrize(
+    ("lines", "line", "field", "says"),
+    [
+        ("  at: 10s\n  speed: 3\n", 11, "rollout.speed", "unknown field"),
+        ("  bundle: good\n", 10, "rollout.at", "missing"),
+        ("  at: 10 parsecs\n", 10, "rollout.at", "unknown unit"),
+        ("  at: 10s\n  bundle: /tmp/r.tar\n", 10, "rollout.expect", "needs 'expect: done'"),
+        ("  at: 10s\n  expect: maybe\n", 11, "rollout.expect", "done or halted"),
+        ("  at: 10s\n  canary: 0\n", 11, "rollout.canary", "at least one node"),
+        ("  at: 10s\n  canary: 2\n  staging: 2\n", 11, "rollout.canary", "the pilot has 3"),
+        ("  at: 10s\n  staging: -1\n", 11, "rollout.staging", "0 nodes or more"),
+        ("  at: 2s\n", 10, "rollout.at", "cameras are still starting"),
+        ("  at: 60s\n", 10, "rollout.at", "3 waves need about"),
+        ("  at: 10s\n  node_soak: 30s\n", 10, "rollout.at", "run longer"),
+        ("  at: 10s\n  canary: two\n", 11, "rollout.canary", "not a whole number"),
+    ],
+)
+def test_an_impossible_rollout_names_its_line(lines: str, line: int, field: str, says: str) -> None:
+    err = _error(ROLLOUT_BASE + lines)
+    assert (err.line, err.field) == (line, field) and says in str(err), str(err)
+
+
+def test_a_rollout_that_is_not_a_section_is_refused() -> None:
+    err = _error(ROLLOUT_BASE.replace("rollout:\n", "rollout: now\n"))
+    assert (err.line, err.field) == (9, "rollout") and "key: value" in str(err)

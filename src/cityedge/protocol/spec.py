@@ -23,6 +23,7 @@ from cityedge.protocol.spec_model import (
     LEAD_S,
     MAX_CAMERAS,
     PROFILES,
+    ROLLOUT_BUNDLES,
     TAIL_S,
     AcceptanceTest,
     LatencySlo,
@@ -30,6 +31,7 @@ from cityedge.protocol.spec_model import (
     NetworkSpec,
     Outage,
     RetentionSpec,
+    RolloutSpec,
     SyncSlo,
     UseCaseSpec,
     slot_seconds,
@@ -56,6 +58,7 @@ __all__ = [
     "NetworkSpec",
     "Outage",
     "RetentionSpec",
+    "RolloutSpec",
     "SyncSlo",
     "UseCaseSpec",
     "parse_duration",
@@ -83,6 +86,7 @@ _FIELDS: dict[str, Callable[[Any], Any]] = {
     "seed": count,
     "run": _seconds,
     "camera_fps": throughput,
+    "rollout": lambda v: v,  # checked by _rollout with its own lines
 }
 _TEMPLATE = {
     "Title": "title",
@@ -143,9 +147,8 @@ def parse_spec(text: str, source: str = "<spec>") -> UseCaseSpec:
         if name in values:
             raise reader.fail(key_node, key, "given twice")
         lines[name] = node
-        values[name] = (
-            _network(reader, node) if name == "network" else reader.convert(node, key, _FIELDS[name])
-        )
+        nested = {"network": _network, "rollout": _rollout}.get(name)
+        values[name] = nested(reader, node) if nested else reader.convert(node, key, _FIELDS[name])
     for name in _REQUIRED:
         if name not in values:
             raise SpecError(source, 0, name, "missing (the template needs Title, Latency-SLO and Throughput)")
@@ -251,6 +254,8 @@ def _check(spec: UseCaseSpec, reader: _Reader, lines: Mapping[str, yaml.Node]) -
         if bad:
             raise reader.fail(lines.get(name), name, problem)
     _check_network(spec, reader, lines.get("network"))
+    if spec.rollout is not None:
+        _check_rollout(spec, spec.rollout, reader, lines["rollout"])
 
 
 def _check_network(spec: UseCaseSpec, reader: _Reader, node: yaml.Node | None) -> None:
@@ -266,3 +271,55 @@ def _check_network(spec: UseCaseSpec, reader: _Reader, node: yaml.Node | None) -
             raise reader.fail(node, "network.links", "latency, jitter and loss must be >= 0 (loss < 100%)")
         if math.isnan(sum(override.values())):
             raise reader.fail(node, "network.links", "not a number")
+
+
+# --- rollout --------------------------------------------------------------------------------
+
+_ROLLOUT_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "at": ("at_s", _seconds),
+    "bundle": ("bundle", str),
+    "expect": ("expect", str),
+    "canary": ("canary", count),
+    "staging": ("staging", count),
+    "soak": ("soak_s", _seconds),
+    "node_soak": ("node_soak_s", _seconds),
+}
+
+
+def _rollout(reader: _Reader, node: yaml.Node) -> RolloutSpec:
+    values: dict[str, Any] = {}
+    for key, key_node, value in reader.items(node, "rollout"):
+        where = f"rollout.{key}"
+        if key not in _ROLLOUT_FIELDS:
+            raise reader.fail(key_node, where, f"unknown field (known: {', '.join(_ROLLOUT_FIELDS)})")
+        name, fn = _ROLLOUT_FIELDS[key]
+        values[name] = (reader.convert(value, where, fn), value)
+    if "at_s" not in values:
+        raise reader.fail(node, "rollout.at", "missing: when the release is published, e.g. 'at: 10s'")
+    bundle = values.get("bundle", ("good", node))[0]
+    if "expect" not in values and bundle not in ROLLOUT_BUNDLES:
+        raise reader.fail(
+            node, "rollout.expect", "a bundle given by path needs 'expect: done' or 'expect: halted'"
+        )
+    expect = values.pop("expect", ("done" if bundle == "good" else "halted", node))
+    if expect[0] not in ("done", "halted"):
+        raise reader.fail(expect[1], "rollout.expect", f"{expect[0]!r}: expected done or halted")
+    return RolloutSpec(expect=expect[0], **{k: v for k, (v, _) in values.items()})
+
+
+def _check_rollout(spec: UseCaseSpec, r: RolloutSpec, reader: _Reader, node: yaml.Node) -> None:
+    problems = [
+        ("canary", r.canary < 1, "the canary cohort needs at least one node"),
+        ("canary", r.canary + r.staging > spec.nodes,
+         f"{r.canary} canary + {r.staging} staging nodes, but the pilot has {spec.nodes}"),
+        ("staging", r.staging < 0, "the staging wave has 0 nodes or more"),
+        ("node_soak", r.node_soak_s <= 0, "a node soaks a release for longer than 0 s"),
+        ("at", r.at_s < LEAD_S / 2, f"publish at {LEAD_S / 2:g} s or later: the cameras are still starting"),
+        ("at", r.at_s + r.needs_s(spec.nodes) > spec.run_s - TAIL_S,
+         f"{r.waves(spec.nodes)} waves need about {r.needs_s(spec.nodes):g} s after 'at' and must end "
+         f"{TAIL_S:g} s before the run does ({spec.run_s:g} s): publish earlier, soak less or run longer"),
+    ]  # fmt: skip
+    where = {key: value for key, _, value in reader.items(node, "rollout")}
+    for name, bad, problem in problems:
+        if bad:
+            raise reader.fail(where.get(name, node), f"rollout.{name}", problem)

@@ -13,7 +13,9 @@ __all__ = [
     "INCIDENT_KINDS",
     "LEAD_S",
     "MAX_CAMERAS",
+    "OTA_SETTLE_S",
     "PROFILES",
+    "ROLLOUT_BUNDLES",
     "TAIL_S",
     "AcceptanceTest",
     "LatencySlo",
@@ -21,6 +23,7 @@ __all__ = [
     "NetworkSpec",
     "Outage",
     "RetentionSpec",
+    "RolloutSpec",
     "SyncSlo",
     "UseCaseSpec",
     "slot_seconds",
@@ -105,6 +108,38 @@ class NetworkSpec:
     links: Mapping[int, Mapping[str, float]] = field(default_factory=dict)  # node number -> overrides
 
 
+ROLLOUT_BUNDLES = ("good", "bad")  # bundles the pilot builds; anything else is a path
+OTA_SETTLE_S = 2.0  # a pilot node's health gates ignore its workload's first seconds
+WAVE_OVERHEAD_S = 4.0  # notice, TUF refresh, download, install and restart: a generous bound
+
+
+@dataclass(frozen=True)
+class RolloutSpec:
+    """Publish a release `at_s` into the run and roll it out over the pilot's nodes.
+
+    The first `canary` nodes accept every channel (the canary cohort), the next `staging`
+    accept staging and stable, the rest stable only. `soak_s` is the control plane's wait after a
+    wave's last healthy report, `node_soak_s` each node's own soak under its health gates.
+    `expect` is what the run must show: "done" (every node committed it) or "halted" (stopped
+    after the canary, which rolled back).
+    """
+
+    at_s: float
+    bundle: str = "good"
+    expect: str = "done"
+    canary: int = 1
+    staging: int = 1
+    soak_s: float = 2.0
+    node_soak_s: float = 4.0
+
+    def waves(self, nodes: int) -> int:
+        return 1 + (self.staging > 0) + (nodes > self.canary + self.staging)
+
+    def needs_s(self, nodes: int) -> float:
+        """Seconds from publishing to the last wave's end if every wave passes."""
+        return self.waves(nodes) * (OTA_SETTLE_S + self.node_soak_s + self.soak_s + WAVE_OVERHEAD_S)
+
+
 @dataclass(frozen=True)
 class UseCaseSpec:
     title: str
@@ -121,6 +156,7 @@ class UseCaseSpec:
     seed: int = 7
     run_s: float = 130.0
     camera_fps: float | None = None  # what each camera sends; None: throughput / cameras_per_node
+    rollout: RolloutSpec | None = None  # an OTA release rolled out mid-run (docs/pilot.md)
     source: str = "<spec>"
 
     @property

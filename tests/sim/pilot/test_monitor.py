@@ -51,3 +51,14 @@ def test_the_stores_acknowledgements_pass_and_anything_else_on_down_ack_is_flagg
     topic = "ce/v1/corridor-a/edge-node-001/down/ack"
     assert inspect_payload(ack, topic) == []
     assert inspect_payload(b"\xff\xd8\xff" + b"x" * 100, topic)
+
+
+def test_an_ota_notice_passes_and_anything_else_on_down_ota_is_flagged() -> None:
+    import msgspec
+
+    from cityedge.protocol.release import OtaNotice
+
+    topic = "ce/v1/corridor-a/edge-node-001/down/ota"
+    assert inspect_payload(msgspec.json.encode(OtaNotice(channel="canary", version="1.1.0")), topic) == []
+    problems = inspect_payload(b'{"channel": "canary", "frame": "' + b"A" * 50 + b'"}', topic)
+    assert problems and "not an OTA notice" in problems[0]

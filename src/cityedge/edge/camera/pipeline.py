@@ -25,7 +25,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from cityedge.edge.camera.config import CameraConfig
 from cityedge.edge.camera.decisions import DecisionPolicy
 from cityedge.edge.camera.detectors.base import Detector, create_detector
-from cityedge.edge.camera.motion import MotionDetector
+from cityedge.edge.camera.detectors.motion import MotionDetector
 from cityedge.edge.camera.perception import Perception
 from cityedge.edge.camera.rules import RuleEngine, RuleOutput
 from cityedge.edge.camera.sources import Frame, FrameSource, PacketSink, SourceConfig, SourceState
@@ -48,7 +48,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PublishLocal = Callable[[str, bytes], object]
-_PLUGINS = ("cityedge.edge.camera.motion", "cityedge.edge.camera.detectors.onnx")
+_PLUGINS = ("cityedge.edge.camera.detectors.motion", "cityedge.edge.camera.detectors.onnx")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
 _PIN_BEFORE_S = 10.0  # clip context kept before an incident started ...
 _PIN_AFTER_S = 10.0  # ... and after it was detected

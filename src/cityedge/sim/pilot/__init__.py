@@ -18,7 +18,8 @@ DEFAULT_SPEC = "district.yaml"
 
 
 def load_spec(path: Path | None) -> UseCaseSpec:
-    """The spec at `path`, or the default district spec shipped with cityedge."""
+    """The spec at `path`, or the default district spec shipped with cityedge; a rollout's
+    bundle given by path is checked here too, before anything starts."""
     if path is None:
         text = resources.files(__package__).joinpath(DEFAULT_SPEC).read_text()
         return parse_spec(text, f"(default) {DEFAULT_SPEC}")
@@ -26,4 +27,9 @@ def load_spec(path: Path | None) -> UseCaseSpec:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the spec: {exc.strerror}") from None
-    return parse_spec(text, str(path))
+    spec = parse_spec(text, str(path))
+    if spec.rollout is not None:
+        from cityedge.sim.pilot.releases import given_bundle
+
+        given_bundle(spec.rollout, spec.source)
+    return spec

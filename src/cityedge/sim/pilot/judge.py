@@ -15,6 +15,7 @@ from typing import Any
 from cityedge.protocol.spec_model import UseCaseSpec
 from cityedge.sim.pilot.incidents import MATCH_SLACK_S, incident_slos, match_incidents
 from cityedge.sim.pilot.measure import Measurements, Record
+from cityedge.sim.pilot.rollout_judge import rollout_slo
 from cityedge.sim.pilot.slo import SloResult, rounded
 from cityedge.sim.pilot.stats import percentile
 
@@ -218,6 +219,8 @@ def judge(spec: UseCaseSpec, m: Measurements) -> Verdict:
             "number (copies ingest received twice and ignored are counted apart, as redeliveries)",
         ),
     ]
+    if spec.rollout is not None:
+        slos.append(rollout_slo(spec.rollout, m.rollout))
     figures = {
         "lost": lost,
         "duplicates": dup,

@@ -79,6 +79,7 @@ class Measurements:
     monitor_violations: list[str] = field(default_factory=list)
     redeliveries: int = 0  # copies ingest received again and the store ignored
     stray_video: list[str] = field(default_factory=list)  # raw video files outside the nodes
+    rollout: dict[str, Any] | None = None  # the spec's rollout, as `PilotRollout.finish` collected it
 
 
 def collect_camera(worker: Any, node: str, start: float, end: float, window_s: float = 10.0) -> CameraData:

@@ -17,6 +17,7 @@ import msgspec
 from cityedge.protocol.acks import StoreAck
 from cityedge.protocol.codec import decode_batch
 from cityedge.protocol.errors import ProtocolError
+from cityedge.protocol.release import OtaNotice
 
 __all__ = ["MAX_STRING", "PixelMonitor", "inspect_payload"]
 
@@ -53,16 +54,29 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
+def _strict(payload: bytes, kind: type[msgspec.Struct]) -> None:
+    """`payload` decodes as `kind` and carries no field `kind` does not have."""
+    msgspec.json.decode(payload, type=kind)
+    extra = set(msgspec.json.decode(payload, type=dict[str, Any])) - set(kind.__struct_fields__)
+    if extra:
+        raise msgspec.ValidationError(f"unexpected fields {sorted(extra)}")
+
+
 def inspect_payload(payload: bytes, topic: str = "") -> list[str]:
     """Why this payload may carry pixels; an empty list when it is plain cityedge metadata.
-    The store's acknowledgements to a node (`down/ack`) are seq ranges: they must decode as such."""
+    The store's acknowledgements to a node (`down/ack`) are seq ranges and OTA notices (`down/ota`)
+    name a channel and a version: they must decode as such."""
     found = [f"{name} signature in the payload" for sig, name in _SIGNATURES.items() if sig in payload]
-    if topic.endswith("/down/ack"):
-        try:
-            msgspec.json.decode(payload, type=StoreAck)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            return [*found, f"not a store acknowledgement: {exc}"]
-        return found
+    for suffix, kind, what in (
+        ("/down/ack", StoreAck, "a store acknowledgement"),
+        ("/down/ota", OtaNotice, "an OTA notice"),
+    ):
+        if topic.endswith(suffix):
+            try:
+                _strict(payload, kind)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                return [*found, f"not {what}: {exc}"]
+            return found
     try:
         _batch, envelopes = decode_batch(payload, max_bytes=len(payload) + 1)
     except ProtocolError as exc:

@@ -60,10 +60,12 @@ def _measure(agent: Any, node: str, start: float, end: float) -> dict[str, Any]:
     return {"cameras": cameras, "ledger": ledger}
 
 
-def _serve(agent: Any, node: str, conn: Any) -> None:
+def _serve(agent: Any, node: str, conn: Any, ota: Any) -> None:
     while True:
         request, args = conn.recv()
-        if request == "status":
+        if request == "ota_status":
+            conn.send(("ok", ota.status() if ota is not None else None))
+        elif request == "status":
             conn.send(("ok", _status(agent)))
         elif request == "stop_producers":
             agent.stop_producers()
@@ -71,9 +73,15 @@ def _serve(agent: Any, node: str, conn: Any) -> None:
         elif request == "measure":
             conn.send(("ok", _measure(agent, node, *args)))
         elif request == "stop":
-            agent.stop()
+            _stop(agent, ota)
             conn.send(("ok", None))
             return
+
+
+def _stop(agent: Any, ota: Any) -> None:
+    if ota is not None:
+        ota.stop()
+    agent.stop()
 
 
 def _one_thread_per_camera() -> None:
@@ -86,8 +94,12 @@ def _one_thread_per_camera() -> None:
     cv2.setNumThreads(1)
 
 
-def _main(node: str, enrollment: dict[str, Any], config: dict[str, Any], conn: Any, log_path: str) -> None:
-    """Child process: log to the pilot's log file, enroll, run the agent, answer the pilot."""
+def _main(
+    node: str, enrollment: dict[str, Any], config: dict[str, Any], conn: Any, log_path: str,
+    ota_setup: dict[str, Any] | None,
+) -> None:  # fmt: skip
+    """Child process: log to the pilot's log file, enroll, run the agent (and the OTA
+    supervisor when the pilot rolls out a release), answer the pilot."""
     logging.basicConfig(
         filename=log_path,
         level=logging.INFO,
@@ -100,26 +112,34 @@ def _main(node: str, enrollment: dict[str, Any], config: dict[str, Any], conn: A
 
         _enroll(enrollment)
         agent = EdgeAgent(EdgeConfig.model_validate(config)).start()
+        ota = None
+        if ota_setup is not None:
+            from cityedge.sim.pilot.node_ota import NodeOta
+
+            ota = NodeOta(ota_setup["config"], ota_setup["factory"]).start()
         conn.send(("ok", "started"))
     except Exception as exc:
         conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
         return
     try:
-        _serve(agent, node, conn)
+        _serve(agent, node, conn, ota)
     except (EOFError, OSError):  # the pilot went away: stop cleanly all the same
-        agent.stop()
+        _stop(agent, ota)
 
 
 class NodeProcess:
     """The pilot's handle on one node process; thread-safe (the live view polls it too)."""
 
-    def __init__(self, node: str, enrollment: dict[str, Any], config: dict[str, Any], log_path: Path) -> None:
+    def __init__(
+        self, node: str, enrollment: dict[str, Any], config: dict[str, Any], log_path: Path,
+        ota: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
         ctx = multiprocessing.get_context("spawn")
         self.node = node
         self._conn, child = ctx.Pipe()
         self._lock = threading.Lock()
         self.proc = ctx.Process(
-            target=_main, args=(node, enrollment, config, child, str(log_path)), name=node, daemon=True
+            target=_main, args=(node, enrollment, config, child, str(log_path), ota), name=node, daemon=True
         )
 
     def start(self, timeout: float = 60.0) -> NodeProcess:

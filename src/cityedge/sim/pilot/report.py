@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cityedge.sim.pilot.plots import incident_timeline, latency_histogram, sync_delay
+from cityedge.sim.pilot.rollout_judge import waves_view
 from cityedge.sim.pilot.runner import PilotRun
 
 __all__ = ["report_dict", "write_html", "write_json"]
@@ -92,7 +93,47 @@ def report_dict(run: PilotRun) -> dict[str, Any]:
         "outages": [{"node": n, "start": s, "end": e, "seconds": round(e - s, 2)} for n, s, e in m.outages],
         "monitor": {"messages": m.monitor_messages, "bytes": m.monitor_bytes},
         "redeliveries_ignored": m.redeliveries,
+        "rollout": _rollout(run),
         "notes": run.notes,
+    }
+
+
+def _rollout(run: PilotRun) -> dict[str, Any] | None:
+    """The spec's rollout: each wave, its nodes' health verdicts and timings, the final state."""
+    data, spec = run.measurements.rollout, run.spec.rollout
+    if data is None or spec is None:
+        return None
+    result, start = data.get("result") or {}, data["started_at"]
+    slo = next(s for s in run.verdict.slos if s.name == "rollout")
+    return {
+        "bundle": data["bundle"],
+        "version": data["version"],
+        "factory_version": data["factory_version"],
+        "expect": data["expect"],
+        "verdict": slo.verdict,
+        "problems": slo.detail.get("problems", []),
+        "status": result.get("status"),
+        "reason": result.get("reason"),
+        "error": data["error"],
+        "published_s": None if data["published_at"] is None else round(data["published_at"] - start, 2),
+        "ended_s": None if data["ended_at"] is None else round(data["ended_at"] - start, 2),
+        "waves": waves_view(data),
+        "final": {
+            n: {
+                k: (st or {}).get(k)
+                for k in (
+                    "committed_version",
+                    "committed_slot",
+                    "floor",
+                    "channel",
+                    "failed",
+                    "workload_starts",
+                )
+            }
+            for n, st in data["nodes"].items()
+        },
+        "reports": [{**r, "at_s": round(r["at"] - start, 2)} for r in data["reports"]],
+        "audit": data["audit"],
     }
 
 
@@ -202,6 +243,53 @@ def _node_rows(data: dict[str, Any]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _rollout_html(r: dict[str, Any] | None) -> str:
+    if r is None:
+        return ""
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "wave",
+            "channel",
+            "started (s)",
+            "healthy (s)",
+            "node",
+            "health",
+            "reason",
+            "reported (s)",
+            "final version",
+            "slot",
+        )
+    )
+    rows = []
+    for w in r["waves"]:
+        for i, n in enumerate(w["nodes"]):
+            wave = (
+                (
+                    f"<td rowspan='{len(w['nodes'])}'>{w['index']}</td><td rowspan='{len(w['nodes'])}'>"
+                    f"{_e(w['channel'])}</td><td rowspan='{len(w['nodes'])}'>{_e(w['started_s'] or '-')}</td>"
+                    f"<td rowspan='{len(w['nodes'])}'>{_e(w['healthy_s'] or '-')}</td>"
+                )
+                if i == 0
+                else ""
+            )
+            ok = {"committed": "pass", "not started": ""}.get(n["health"], "fail")
+            why = ": ".join(x for x in (n["reason"], n["detail"]) if x)
+            rows.append(
+                f"<tr>{wave}<td>{_e(n['node'])}</td><td class='{ok}'>{_e(n['health'])}</td>"
+                f"<td>{_e(why)}</td><td>{_e(n['reported_s'] or '-')}</td>"
+                f"<td>{_e(n['final_version'])}</td><td>{_e(n['final_slot'])}</td></tr>"
+            )
+    problems = "".join(f"<li>{_e(p)}</li>" for p in r["problems"]) or "<li>none</li>"
+    return (
+        f"<h2>Rollout</h2><p id='rollout' class='{r['verdict']}'>bundle <code>{_e(r['bundle'])}</code> "
+        f"({_e(r['version'])}, nodes ran {_e(r['factory_version'])}) published at {_e(r['published_s'])} s; "
+        f"ended <b>{_e(r['status'])}</b> at {_e(r['ended_s'])} s {_e(r['reason'] or '')}; expected "
+        f"<b>{_e(r['expect'])}</b>: <b>{r['verdict'].upper()}</b></p>"
+        f"<table id='rollout-waves'><tr>{head}</tr>{''.join(rows)}</table><p>Problems:</p><ul>{problems}</ul>"
+    )
+
+
 def _plot(pid: str, title: str, svg_points: tuple[str, int]) -> str:
     svg, points = svg_points
     return f"<figure id='{pid}' data-points='{points}'><figcaption>{_e(title)}</figcaption>{svg}</figure>"
@@ -249,6 +337,7 @@ broker <code>{_e(run.broker)}</code>, wall time {run.wall_s:g} s</div>
 {comp["outages"]} outage(s).</p><ul>{"".join(f"<li>{_e(h)}</li>" for h in comp["how"])}</ul>
 <h2>Plots</h2>{plots}
 <h2>Per node</h2>{_node_rows(data)}
+{_rollout_html(data.get("rollout"))}
 <h2>Control plane</h2><p>API: <code>{_e(run.api_url)}</code>; dashboard: {dash}</p>
 <h2>Notes</h2><ul>{"".join(f"<li>{_e(n)}</li>" for n in run.notes)}</ul>
 <p>Every figure is in <code>report.json</code>; the run's files are in <code>{_e(run.workdir)}</code>.</p>

@@ -21,12 +21,13 @@ from typing import Any
 
 from cityedge.protocol.errors import CityEdgeError
 from cityedge.protocol.health import WILL_STREAM
-from cityedge.protocol.spec_model import MAX_CAMERAS, PROFILES, NetworkSpec, UseCaseSpec
+from cityedge.protocol.spec_model import MAX_CAMERAS, PROFILES, TAIL_S, NetworkSpec, UseCaseSpec
 from cityedge.sim.brokers import free_port
 from cityedge.sim.pilot.cameras import CameraRig
 from cityedge.sim.pilot.judge import Verdict, judge
 from cityedge.sim.pilot.measure import Measurements, Record
 from cityedge.sim.pilot.network import OutageDriver
+from cityedge.sim.pilot.rollout import PilotRollout
 from cityedge.sim.pilot.scenes import render_all, shifted_truth
 from cityedge.sim.pilot.stack import Stack, choose_broker
 from cityedge.sim.pilot.staging import CameraFeed, plan_feeds, truth_without_decoys
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 START_LEAD_S = 2.0  # the nodes' camera sources connect, then frame 0 leaves
 DRAIN_TIMEOUT_S = 90.0
 PRIORITY_BOOST = 10
+ROLLOUT_GRACE_S = 15.0  # a rollout ends TAIL_S before the scenes do (its own timeout); this is slack
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,14 @@ def with_overrides(spec: UseCaseSpec, nodes: int | None, network: str | None) ->
                 f"of {spec.cameras_per_node} cameras"
             )
         spec = replace(spec, nodes=nodes)
+        r = spec.rollout
+        if r is not None and (
+            r.canary + r.staging > nodes or r.at_s + r.needs_s(nodes) > spec.run_s - TAIL_S
+        ):
+            raise CityEdgeError(
+                f"--nodes {nodes}: the spec's rollout needs {r.canary + r.staging} canary and staging nodes "
+                f"and its {r.waves(nodes)} waves must end before the run does"
+            )
     return spec
 
 
@@ -110,12 +120,15 @@ def _run(
         if progress:
             progress({"phase": "ready", "stack": stack, "start_at": start_at})
         driver = OutageDriver(stack.links, spec.outages(), start_at).start()
+        rollout = PilotRollout(stack, start_at).start() if spec.rollout is not None else None
         _play(stack, driver, start_at, spec.run_s, progress)
         driver.stop()
+        rolled = rollout.finish(timeout_s=ROLLOUT_GRACE_S) if rollout is not None else None
         results = rig.collect(timeout=60.0)
         _drain(stack, progress)
         truths = {(f.node, f.camera): shifted_truth(v, start_at) for f, v in zip(feeds, videos, strict=True)}
         m = _measure(stack, feeds, results, truths, driver, (start_at, spec.run_s, kind))
+        m.rollout = rolled
     finally:
         rig.stop()
         stack.close()

@@ -61,6 +61,8 @@ class Stack:
     store: Any = None
     consumer: Any = None
     monitor: Any = None
+    releases: Any = None  # PilotReleases when the spec rolls out a release
+    auth: Any = None
 
     # --- cloud ---------------------------------------------------------------------------
     def start_cloud(self) -> None:
@@ -81,7 +83,11 @@ class Stack:
         self.registry.import_inventory(_inventory(self.spec.nodes), "pilot inventory", now)
         self.store = RecordStore.open(db_url)
         self.exits.callback(self.store.close)
-        self._serve_api()
+        if self.spec.rollout is not None:
+            from cityedge.sim.pilot.releases import PilotReleases
+
+            self.releases = PilotReleases.create(self.workdir, self.spec.rollout, self.spec.source)
+        self._serve_api(engine)
         self._start_broker()
         self._start_ingest(db_url)
         self._start_monitor()
@@ -92,7 +98,7 @@ class Stack:
             name, self.workdir / "certs", now=datetime.now(UTC), chain=self.layout.chain.read_bytes(), **kw
         )
 
-    def _serve_api(self) -> None:
+    def _serve_api(self, engine: Any) -> None:
         import uvicorn
 
         from cityedge.cloud.api import ApiDeps, ApiServerConfig, create_app, uvicorn_config
@@ -101,6 +107,10 @@ class Stack:
         port = free_port()
         cfg = ApiServerConfig("127.0.0.1", port, server.cert_path, server.key_path, self.layout.chain)
         app = create_app(ApiDeps.with_tokens(self.registry, [self.operator_token]))
+        if self.releases is not None:  # releases, rollouts, audit and the TUF repository at /tuf
+            from cityedge.sim.pilot.releases import attach_releases
+
+            self.auth = attach_releases(app, self.releases, engine, self.operator_token)
         uv = uvicorn.Server(uvicorn_config(app, cfg))
         thread = threading.Thread(target=uv.run, name="pilot-api", daemon=True)
         thread.start()
@@ -162,6 +172,10 @@ class Stack:
             crlfile=self.layout.crl,
         )
         services = (*default_services("cloud", DISTRICT), ServiceAcl("pixel-monitor", read=("#",)))
+        if self.releases is not None:  # each node's OTA listener reads its own down/ota, nothing else
+            from cityedge.sim.pilot.releases import listener_acls
+
+            services += listener_acls(DISTRICT, [node_id(n) for n in range(1, self.spec.nodes + 1)])
         write_broker_files(cfg, "cloud", DISTRICT, services=services)
         return MosquittoProcess(cfg, workdir)
 
@@ -211,9 +225,40 @@ class Stack:
             self.exits.callback(link.proxy.stop)
             self.links.append(link)
             config = self._agent_config(node, link.proxy.port, [f for f in feeds if f.node == node])
-            proc = NodeProcess(node, self._enrollment(number), config, log_path)
+            ota = self._ota(node, config, link.proxy.port) if self.releases is not None else None
+            proc = NodeProcess(node, self._enrollment(number), config, log_path, ota)
             self.exits.callback(proc.stop)
             self.agents[node] = proc.start()
+
+    def _ota(self, node: str, config: dict[str, Any], port: int) -> dict[str, Any]:
+        """The node's OTA supervisor: health gates on its agent's metrics, notices over its link."""
+        from cityedge.sim.pilot.releases import fleet
+
+        assert self.spec.rollout is not None
+        config["metrics_port"] = free_port()
+        tls = self._tls(f"{node}-ota")
+        accepts = fleet([node_id(n) for n in range(1, self.spec.nodes + 1)], self.spec.rollout)[node]
+        notify = {
+            "host": "127.0.0.1",
+            "port": port,
+            "protocol": self.protocol,
+            "client_id": f"{node}-ota",
+            "tls": {"cafile": str(tls.cafile), "certfile": str(tls.certfile), "keyfile": str(tls.keyfile)},
+        }
+        env = {
+            "home": self.workdir / node,
+            "district": DISTRICT,
+            "api_url": self.api_url,
+            "cafile": self.layout.chain,
+            "metrics_port": config["metrics_port"],
+            "notify": notify,
+            "camera_fps": self.spec.fps_per_camera,
+            "node_soak_s": self.spec.rollout.node_soak_s,
+        }
+        return {
+            "config": self.releases.node_config(node, accepts, env),
+            "factory": str(self.releases.factory),
+        }
 
     def _enrollment(self, number: int) -> dict[str, Any]:
         serial = f"SN-PILOT-{number:03d}"
