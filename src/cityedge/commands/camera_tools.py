@@ -3,8 +3,9 @@ take a snapshot, check and preview its zones (docs/zones.md)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -12,6 +13,7 @@ from cityedge.commands._output import print_rows
 
 if TYPE_CHECKING:
     from cityedge.edge.camera.replay import ReplayReport
+    from cityedge.edge.camera.zonetools import ZoneCheck
 
 __all__ = ["camera_app", "register"]
 
@@ -109,23 +111,22 @@ def zones_check(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per camera."),
 ) -> None:
     """Validate the zones of a node's cameras; exit 1 when any camera's zones are refused."""
-    from dataclasses import asdict
-
     from cityedge.edge.camera.zonetools import check_node
 
     checks = check_node(config, camera, probe=probe)
-    rows = [
-        asdict(c) | {"verdict": "ok" if c.ok else "refused", "notes": "; ".join(c.problems + c.warnings)}
-        for c in checks
-    ]
-    print_rows(
-        f"zones in {config}",
-        ["camera", "verdict", "lanes", "frame_size", "stream_size", "notes"],
-        rows,
-        as_json=as_json,
-    )
+    columns = ["camera", "verdict", "lanes", "frame_size", "stream_size", "notes"]
+    print_rows(f"zones in {config}", columns, [_check_row(c, as_json) for c in checks], as_json=as_json)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
+
+
+def _check_row(check: ZoneCheck, as_json: bool) -> dict[str, Any]:
+    row = asdict(check) | {"verdict": "ok" if check.ok else "refused"}
+    if not as_json:
+        for key in ("frame_size", "stream_size"):
+            row[key] = "x".join(str(v) for v in row[key]) if row[key] else "?"
+        row["notes"] = "; ".join(check.problems + check.warnings)
+    return row
 
 
 @zones_app.command("preview")

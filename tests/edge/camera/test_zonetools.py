@@ -209,3 +209,26 @@ def test_preview_through_the_cli_on_a_frame_of_the_source(clip: Path, tmp_path: 
     preview(scene_zones(SCENE), tmp_path / "grey.png")
     assert on_frame.shape == (180, 320, 3)
     assert not np.array_equal(on_frame, cv2.imread(str(tmp_path / "grey.png")))
+
+
+def test_the_docs_example_passes_the_check_and_previews_as_pictured(tmp_path: Path) -> None:
+    docs = Path(__file__).resolve().parents[3] / "docs"
+    [check] = check_node(docs / "examples" / "zones-node.yaml", probe=False)
+    assert (check.camera, check.ok, check.lanes, check.problems) == ("cam-1", True, 4, [])
+    out = tmp_path / "grid.png"
+    result = CliRunner().invoke(
+        app,
+        [
+            "camera",
+            "zones",
+            "preview",
+            "-c",
+            str(docs / "examples" / "zones-node.yaml"),
+            "--camera",
+            "cam-1",
+            "-o",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(cv2.imread(str(out)), cv2.imread(str(docs / "img" / "zones-grid.png")))
