@@ -80,7 +80,19 @@ class SyntheticProducer(_Periodic):
             delay = due - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 return
-            self._emit_one(rate)
+            try:
+                self._emit_one(rate)
+            except TimeoutError:
+                # The commit is queued and still happens (the group committer is slow, e.g. a
+                # disk stalled by other I/O): the record is made; a retry would be a second one.
+                log.warning("synthetic: record %d waited over the commit timeout; still queued", self.made)
+            except Exception as exc:
+                # Not committed: the same reading goes again (a fresh id), as a sensor would.
+                log.warning("synthetic: record %d not committed (%s); trying again in 1 s", self.made, exc)
+                if self._stop.wait(1.0):
+                    return
+                continue
+            self.made += 1
 
     def _emit_one(self, rate: float) -> None:
         now = datetime.now(UTC)
@@ -92,4 +104,3 @@ class SyntheticProducer(_Periodic):
         else:
             body = {"n": self.made, "sensor": "air-1", "pm25": round(self.rng.uniform(3, 40), 1)}
             self.sink.emit("telemetry", "reading", body, now)
-        self.made += 1

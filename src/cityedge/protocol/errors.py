@@ -12,15 +12,22 @@
     |   +-- InventoryError       an inventory CSV with problems; one line-numbered message each
     |   +-- SpecError            a use-case spec that is invalid (carries its line and field)
     +-- OutboxError              the node's durable queue refused or failed an operation
+    |   +-- DiskFullError        (edge.outbox.store) the disk filled under a write
+    +-- RetentionError           (edge.retention) the raw-video segment index failed an operation
     +-- StoreError               the cloud store failed an operation
+    |   +-- StoreUnavailableError  (cloud.store.records) the database cannot be reached: retry
+    |   +-- StoreRejectedError     (cloud.store.records) the database refused the write: quarantine
     +-- PkiError                 certificate, key, CSR or CRL problem
     |   +-- EnrollmentRefused    an enrollment, renewal or revocation the registry will not serve
     +-- TransitionError          a state machine was asked for a transition not in its table
     +-- ReleaseError             a release bundle, manifest or repository operation is invalid
     |   +-- UpdateRefused        the node refuses an update (signature, version, hardware...)
+    |   +-- Unreachable          (edge.ota.client) the release repository cannot be reached
     +-- AuthError                an API caller lacks the permission (RBAC) for an action
     +-- AuditChainError          the audit log's hash chain is broken (names the first bad entry)
 
+Subclasses marked with a module live next to the code that raises them; nothing else
+subclasses CityEdgeError (tests/protocol checks that the tree above is the whole tree).
 Foreign exceptions (msgspec, sqlite3, paho, cryptography) are translated at the boundary
 into these, with a message that says what was wrong and where.
 """
