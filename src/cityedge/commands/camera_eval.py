@@ -29,7 +29,7 @@ def eval_camera(
     ),
 ) -> None:
     """Run the synthetic suite through motion perception and the incident rules."""
-    from cityedge.edge.camera.evaluate import evaluate
+    from cityedge.sim.evaluate import evaluate
     from cityedge.sim.scenarios import PRESETS, preset
 
     size = (width, round(width * 9 / 16))

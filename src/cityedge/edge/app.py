@@ -160,7 +160,7 @@ class EdgeAgent:
 
     def _build_cameras(self) -> None:
         from cityedge.edge.camera.config import parse_camera
-        from cityedge.edge.camera.pipeline import CameraPipeline
+        from cityedge.edge.camera.processes import build_cameras, process_count
         from cityedge.edge.retention import RetentionConfig, RetentionStore
 
         source = f"node {self.config.node_id}"
@@ -169,12 +169,16 @@ class EdgeAgent:
         if self.config.retention is not None:
             retention_cfg = RetentionConfig.model_validate(self.config.retention)
             self.retention = RetentionStore(retention_cfg, registry=self.registry)
-        self.cameras = CameraPipeline(
+        workers = self.config.camera_workers
+        processes = process_count(len(cameras), workers.processes, workers.cameras_per_process)
+        self.cameras = build_cameras(
             cameras,
+            processes,
             sink=self.sink,
             publish_local=self.publish_local,
             registry=self.registry,
             recorders=self.retention.recorder if self.retention is not None else None,
+            retention=self.config.retention,
         )
 
     def publish_local(self, suffix: str, payload: bytes) -> bool:

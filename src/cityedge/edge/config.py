@@ -13,6 +13,7 @@ from cityedge.transport.tls import TlsFiles
 
 __all__ = [
     "BrokerEndpoint",
+    "CameraWorkersConfig",
     "EdgeConfig",
     "HealthConfig",
     "HeartbeatConfig",
@@ -126,6 +127,27 @@ class HeartbeatConfig(_Strict):
     interval_s: float = Field(15.0, gt=0)
 
 
+class CameraWorkersConfig(_Strict):
+    """Where the cameras run: in the agent's own process, or spread over worker processes
+    (each its own Python interpreter, so the GIL of one process does not cap the box)."""
+
+    processes: int | Literal["auto"] = Field(
+        "auto",
+        description="worker processes for the cameras: 0 runs every camera in the agent's own process; "
+        "`auto` does that while the cameras fit in one group (`cameras_per_process`), else one process "
+        "per group; decisions and records come back to the agent, which alone writes the outbox",
+    )
+    cameras_per_process: int = Field(
+        8, ge=1, le=64, description="`auto`: cameras per worker process at most (and the most run in-process)"
+    )
+
+    @model_validator(mode="after")
+    def _not_negative(self) -> CameraWorkersConfig:
+        if self.processes != "auto" and self.processes < 0:
+            raise ValueError("processes must be `auto` or a number >= 0 (0: in the agent's process)")
+        return self
+
+
 class HealthConfig(_Strict):
     """The agent's health endpoint: `/healthz`, `/readyz` and `/metrics` on one port."""
 
@@ -160,6 +182,9 @@ class EdgeConfig(_Strict):
     # (so a node without cameras needs neither numpy nor OpenCV); errors name the camera.
     cameras: list[dict[str, Any]] = []
     retention: dict[str, Any] | None = None
+    camera_workers: CameraWorkersConfig = Field(
+        CameraWorkersConfig(), description="whether the cameras run in worker processes, and how many"
+    )
     metrics_port: int | None = Field(None, ge=0, le=65535)
     health: HealthConfig | None = Field(
         None, description="liveness and readiness probes (and metrics) over HTTP; null: none"

@@ -177,7 +177,7 @@ def conv_macs(model: onnx.ModelProto) -> int:
 
 
 def test_the_bench_model_has_the_compute_and_output_layout_of_yolov8n_at_320(tmp_path: Path) -> None:
-    from cityedge.commands.camera import YOLOV8N_320_MACS, build_bench_model
+    from cityedge.bench.camera_model import YOLOV8N_320_MACS, build_bench_model
 
     path = build_bench_model(tmp_path)
     macs = conv_macs(onnx.load(str(path)))
@@ -190,7 +190,7 @@ def test_the_bench_model_has_the_compute_and_output_layout_of_yolov8n_at_320(tmp
 
 
 def test_a_statically_quantized_qdq_model_runs_through_the_detector(tmp_path: Path) -> None:
-    from cityedge.commands.camera import build_bench_model
+    from cityedge.bench.camera_model import build_bench_model
 
     path = build_bench_model(tmp_path, int8=True)
     ops = {node.op_type for node in onnx.load(str(path)).graph.node}

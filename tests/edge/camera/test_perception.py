@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from cityedge.edge.camera.motion import MotionDetector
+from cityedge.edge.camera.detectors.motion import MotionDetector
 from cityedge.edge.camera.perception import Perception
 from cityedge.edge.camera.tracker import Tracker
 from cityedge.protocol.vision import Box, Detection

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from cityedge.edge.camera.motion import MotionDetector
+from cityedge.edge.camera.detectors.motion import MotionDetector
 from cityedge.edge.camera.perception import Perception
 from cityedge.edge.camera.rules import RuleConfig, RuleEngine
 from cityedge.edge.camera.tracker import Tracker, TrackerConfig

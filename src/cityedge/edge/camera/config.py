@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cityedge.configfile import parse_config
 from cityedge.edge.camera.decisions import DecisionConfig
-from cityedge.edge.camera.motion import MotionConfig
+from cityedge.edge.camera.detectors.motion import MotionConfig
 from cityedge.edge.camera.rules import RuleConfig
 from cityedge.edge.camera.tracker import TrackerConfig
 from cityedge.edge.camera.zones import CameraZones

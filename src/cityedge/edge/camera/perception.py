@@ -11,7 +11,7 @@ from typing import Any
 from numpy.typing import NDArray
 
 from cityedge.edge.camera.detectors.base import Detector
-from cityedge.edge.camera.motion import MotionDetector
+from cityedge.edge.camera.detectors.motion import MotionDetector
 from cityedge.edge.camera.tracker import Tracker
 from cityedge.protocol.vision import FrameTracks
 

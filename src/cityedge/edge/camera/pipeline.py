@@ -25,7 +25,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from cityedge.edge.camera.config import CameraConfig
 from cityedge.edge.camera.decisions import DecisionPolicy
 from cityedge.edge.camera.detectors.base import Detector, create_detector
-from cityedge.edge.camera.motion import MotionDetector
+from cityedge.edge.camera.detectors.motion import MotionDetector
 from cityedge.edge.camera.perception import Perception
 from cityedge.edge.camera.rules import RuleEngine, RuleOutput
 from cityedge.edge.camera.sources import Frame, FrameSource, PacketSink, SourceConfig, SourceState
@@ -48,7 +48,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PublishLocal = Callable[[str, bytes], object]
-_PLUGINS = ("cityedge.edge.camera.motion", "cityedge.edge.camera.detectors.onnx")
+_PLUGINS = ("cityedge.edge.camera.detectors.motion", "cityedge.edge.camera.detectors.onnx")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
 _PIN_BEFORE_S = 10.0  # clip context kept before an incident started ...
 _PIN_AFTER_S = 10.0  # ... and after it was detected
@@ -114,6 +114,8 @@ class CameraStats:
     p99_ms: float | None
     source_state: str
     source_reason: str
+    inferences: int = 0  # detector runs (a heavy detector's; 0 for the motion model)
+    thinned: int = 0  # frames skipped because the source ran faster than `fps`
 
 
 def build_detector(config: CameraConfig) -> tuple[Detector, MotionDetector | None]:
@@ -291,6 +293,10 @@ class CameraWorker:
         """Capture-to-decision latencies (s) of frames captured at or after `since`."""
         return [lat for t, lat in list(self._samples) if t >= since]
 
+    def samples(self, after: float) -> list[tuple[float, float]]:
+        """(capture time, latency) of frames captured after `after` (a worker process reports these)."""
+        return [(t, lat) for t, lat in list(self._samples) if t > after]
+
     def stats(self, since: float = 0.0) -> CameraStats:
         lat = self.latencies(since)
         p50, p95, p99 = (float(np.percentile(lat, q) * 1000) for q in (50, 95, 99)) if lat else (None,) * 3
@@ -298,8 +304,19 @@ class CameraWorker:
         fps = 0.0
         if len(self._recent) > 1 and self._recent[-1] > self._recent[0]:
             fps = (len(self._recent) - 1) / (self._recent[-1] - self._recent[0])
+        inferences = int(getattr(self.perception.detector, "inferences", 0))
         return CameraStats(
-            self.camera, self.processed, status.dropped, fps, p50, p95, p99, status.state.value, status.reason
+            self.camera,
+            self.processed,
+            status.dropped,
+            fps,
+            p50,
+            p95,
+            p99,
+            status.state.value,
+            status.reason,
+            inferences,
+            self.thinned,
         )
 
 
@@ -337,8 +354,11 @@ class CameraPipeline:
             for cam in cameras
         ]
 
-    def start(self) -> CameraPipeline:
-        for worker in self.workers:
+    def start(self, stagger_s: float = 0.0) -> CameraPipeline:
+        """Start every camera, `stagger_s` apart (like real, unsynchronised cameras)."""
+        for i, worker in enumerate(self.workers):
+            if i and stagger_s > 0:
+                time.sleep(stagger_s)
             worker.start()
         return self
 
@@ -348,3 +368,7 @@ class CameraPipeline:
 
     def stats(self, since: float = 0.0) -> list[CameraStats]:
         return [w.stats(since) for w in self.workers]
+
+    def latencies(self, since: float = 0.0) -> list[float]:
+        """Capture-to-decision latencies (s) of every camera's frames captured at or after `since`."""
+        return [x for w in self.workers for x in w.latencies(since)]

@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cityedge.cli import app
-from cityedge.edge.camera.evaluate import ScenarioResult, _match, evaluate, score
 from cityedge.edge.camera.rules import RuleConfig
 from cityedge.protocol.vision import Incident, IncidentType
+from cityedge.sim.evaluate import ScenarioResult, _match, evaluate, score
 from cityedge.sim.scenarios import PRESETS, preset
 from cityedge.sim.scene import GroundTruthIncident, Scenario
 

@@ -7,7 +7,7 @@ import pytest
 from numpy.typing import NDArray
 
 from cityedge.edge.camera.detectors.base import create_detector
-from cityedge.edge.camera.motion import MotionConfig, MotionDetector, merge_boxes
+from cityedge.edge.camera.detectors.motion import MotionConfig, MotionDetector, merge_boxes
 from cityedge.protocol.errors import ConfigError
 from cityedge.protocol.vision import Box
 

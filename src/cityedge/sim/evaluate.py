@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cityedge.edge.camera.motion import MotionDetector
+from cityedge.edge.camera.detectors.motion import MotionDetector
 from cityedge.edge.camera.perception import Perception
 from cityedge.edge.camera.rules import RuleConfig, RuleEngine
 from cityedge.edge.camera.tracker import Tracker, TrackerConfig
@@ -87,42 +87,50 @@ def score(results: Iterable[ScenarioResult], rules: RuleConfig | None = None) ->
     results = list(results)
     rules = rules or RuleConfig()
     hours = sum(r.seconds for r in results) / 3600.0
-    types: dict[str, Any] = {}
-    for kind in INCIDENT_TYPES:
-        truth = sum(1 for r in results for g in r.truth if g.type == kind)
-        found = sum(1 for r in results for i in r.found if i.type == kind)
-        delays = [i.detected_at - g.start for r in results for g, i in r.matches if g.type == kind]
-        hits = len(delays)
-        mean = sum(delays) / hits if hits else None
-        types[kind] = {
-            "ground_truth": truth,
-            "detected": found,
-            "true_positives": hits,
-            "false_positives": found - hits,
-            "precision": round(hits / found, 4) if found else None,
-            "recall": round(hits / truth, 4) if truth else None,
-            "false_alarms_per_camera_hour": round((found - hits) / hours, 2) if hours else None,
-            "mean_delay_s": round(mean, 2) if mean is not None else None,
-            "rule_threshold_s": _threshold(rules, kind),
-            "delay_over_threshold_s": round(mean - _threshold(rules, kind), 2) if mean is not None else None,
-        }
     return {
         "camera_hours": round(hours, 4),
         "frames": sum(r.frames for r in results),
         "elapsed_s": round(sum(r.elapsed_s for r in results), 2),
-        "types": types,
-        "scenarios": {
-            r.scenario.name: {
-                "seconds": r.seconds,
-                "size": list(r.scenario.size),
-                "fps": r.scenario.fps,
-                "ground_truth": len(r.truth),
-                "detected": len(r.found),
-                "matched": len(r.matches),
-                "ms_per_frame": round(1000 * r.elapsed_s / max(r.frames, 1), 2),
-            }
-            for r in results
+        "types": {
+            kind: _score_type(results, kind, _threshold(rules, kind), hours) for kind in INCIDENT_TYPES
         },
+        "scenarios": {r.scenario.name: _scenario_summary(r) for r in results},
+    }
+
+
+def _score_type(results: list[ScenarioResult], kind: str, threshold: float, hours: float) -> dict[str, Any]:
+    truth = sum(1 for r in results for g in r.truth if g.type == kind)
+    found = sum(1 for r in results for i in r.found if i.type == kind)
+    delays = [i.detected_at - g.start for r in results for g, i in r.matches if g.type == kind]
+    hits = len(delays)
+    mean = sum(delays) / hits if hits else None
+    return {
+        "ground_truth": truth,
+        "detected": found,
+        "true_positives": hits,
+        "false_positives": found - hits,
+        "precision": _ratio(hits, found),
+        "recall": _ratio(hits, truth),
+        "false_alarms_per_camera_hour": round((found - hits) / hours, 2) if hours else None,
+        "mean_delay_s": round(mean, 2) if mean is not None else None,
+        "rule_threshold_s": threshold,
+        "delay_over_threshold_s": round(mean - threshold, 2) if mean is not None else None,
+    }
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _scenario_summary(r: ScenarioResult) -> dict[str, Any]:
+    return {
+        "seconds": r.seconds,
+        "size": list(r.scenario.size),
+        "fps": r.scenario.fps,
+        "ground_truth": len(r.truth),
+        "detected": len(r.found),
+        "matched": len(r.matches),
+        "ms_per_frame": round(1000 * r.elapsed_s / max(r.frames, 1), 2),
     }
 
 

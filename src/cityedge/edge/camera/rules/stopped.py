@@ -1,0 +1,95 @@
+"""Stopped vehicle: a track that arrived moving and stood still in its lane long enough.
+
+A still spot outlives the track on it (an occlusion makes the tracker start a new id), so
+one stopped vehicle is one incident however often its track is handed over.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from cityedge.edge.camera.rules.config import RuleConfig
+from cityedge.edge.camera.rules.lanes import LaneState
+from cityedge.edge.camera.rules.tracks import Point, TrackMemory
+from cityedge.protocol.vision import Incident, TrackState
+
+__all__ = ["StoppedRule"]
+
+
+@dataclass
+class _Spot:
+    """Where a vehicle stands still: survives the tracker handing it a new id (occlusion)."""
+
+    lane: str
+    position: Point
+    since: float
+    last: float
+    reported: bool = False
+
+
+class StoppedRule:
+    def __init__(self, config: RuleConfig) -> None:
+        self.config = config
+        self._spots: list[_Spot] = []
+
+    def judge(
+        self, camera: str, track: TrackState, lane: str, state: LaneState, memory: TrackMemory, t: float
+    ) -> Incident | None:
+        still = self._is_still(memory, t)
+        if not still:
+            if still is False:
+                memory.still_since = None
+            return None
+        if memory.still_since is None:
+            memory.still_since = memory.history[0][0]
+        spot = self._spot(lane, track.box.foot, t)
+        if spot is None:
+            if not memory.moved:
+                return None  # still since it appeared: a ghost or a parked car, not a vehicle stopping
+            spot = _Spot(lane, track.box.foot, memory.still_since, t)
+            self._spots.append(spot)
+        # a track that appeared on a known spot (the old one was lost to an occlusion) is the
+        # same vehicle: the spot keeps the earliest time it was seen still
+        spot.since = min(spot.since, memory.still_since)
+        if state.queue.congested:
+            spot.reported = True  # still in a queue: part of the congestion, not an incident
+            return None
+        if state.queue.forming:
+            return None  # a queue may be forming: wait and see
+        if (
+            t - spot.since < self.config.stopped_after_s
+            or spot.reported
+            or not state.cooled("stopped_vehicle", t, self.config.stopped_cooldown_s)
+        ):
+            return None
+        spot.reported = True
+        state.last_incident["stopped_vehicle"] = t
+        return Incident(
+            type="stopped_vehicle",
+            camera=camera,
+            lane=lane,
+            started_at=spot.since,
+            detected_at=t,
+            position=track.box.foot,
+            track_id=track.track_id,
+            details={"dwell_s": round(t - spot.since, 3)},
+        )
+
+    def _is_still(self, memory: TrackMemory, t: float) -> bool | None:
+        """Whether the foot moved slower than the threshold over the probe span (None: too early)."""
+        t0, p0 = memory.history[0]
+        span = t - t0
+        if span < 0.75 * self.config.stopped_probe_s:
+            return None
+        _, p1 = memory.history[-1]
+        return math.dist(p0, p1) / span < self.config.stopped_speed_px_s
+
+    def _spot(self, lane: str, foot: Point, t: float) -> _Spot | None:
+        """The known still spot at `foot`, confirmed at `t` (None: there is none)."""
+        self._spots = [s for s in self._spots if t - s.last <= self.config.forget_after_s]
+        for spot in self._spots:
+            if spot.lane == lane and math.dist(spot.position, foot) <= self.config.stopped_spot_px:
+                spot.position, spot.last = foot, t
+                return spot
+        return None
