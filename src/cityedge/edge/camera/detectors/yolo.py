@@ -55,7 +55,7 @@ def mask_channels(output_shapes: Sequence[Sequence[Any]], metadata: Mapping[str,
 
 
 def layout_of(shape: Sequence[int], nc: int, nm: int, wanted: str, where: str) -> str:
-    """"v8" (YOLOv8, YOLO11) or "v5" for a first output of `shape`, or a ConfigError."""
+    """The layout, "v8" (YOLOv8, YOLO11) or "v5", of a first output of `shape`, or a ConfigError."""
     if len(shape) == 3 and shape[0] == 1:
         if wanted in ("auto", "v8") and shape[1] == 4 + nc + nm:
             return "v8"
