@@ -25,6 +25,7 @@ def exported(
     *,
     proto: tuple[int, ...] | None = None,
     metadata: dict[str, str] | None = None,
+    dims: list[int | str] | None = None,
 ) -> Path:
     """A graph shaped like an Ultralytics export: `images` in, `output0` (a known tensor) out and,
     for segmentation, `output1` mask prototypes; `metadata` as the export's custom metadata."""
@@ -45,7 +46,7 @@ def exported(
     graph = helper.make_graph(
         nodes,
         "export",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 64])],
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, dims or [1, 3, 64, 64])],
         outputs,
         inits,
     )
@@ -156,3 +157,27 @@ def test_bad_metadata_names_are_refused_with_what_is_wrong(raw: str, problem: st
 def test_names_may_be_a_list() -> None:
     assert class_names({"names": "['car', 'bus']"}, "m") == ["car", "bus"]
     assert class_names({}, "m") is None
+
+
+def test_a_dynamic_input_runs_at_the_exports_imgsz(tmp_path: Path) -> None:
+    dynamic: list[int | str] = [1, 3, "height", "width"]
+    meta = {"names": NAMES, "imgsz": "[64, 96]"}  # Ultralytics: [height, width]
+    det = OnnxDetector(
+        OnnxOptions(model=exported(tmp_path / "d.onnx", head(ROWS, 0), metadata=meta, dims=dynamic))
+    )
+    assert det.input_size == (96, 64)
+    square = exported(
+        tmp_path / "s.onnx", head(ROWS, 0), metadata={"names": NAMES, "imgsz": "64"}, dims=dynamic
+    )
+    assert OnnxDetector(OnnxOptions(model=square)).input_size == (64, 64)
+    bare = exported(tmp_path / "bare.onnx", head(ROWS, 0), metadata={"names": NAMES}, dims=dynamic)
+    with pytest.raises(
+        ConfigError, match=r"bare\.onnx has a dynamic input .*no `imgsz` metadata: set input_size"
+    ):
+        OnnxDetector(OnnxOptions(model=bare))
+    assert OnnxDetector(OnnxOptions(model=bare, input_size=(64, 64))).input_size == (64, 64)
+    odd = exported(
+        tmp_path / "odd.onnx", head(ROWS, 0), metadata={"names": NAMES, "imgsz": "[1, 2, 3]"}, dims=dynamic
+    )
+    with pytest.raises(ConfigError, match=r"metadata `imgsz` is not \[height, width\] or one side"):
+        OnnxDetector(OnnxOptions(model=odd))

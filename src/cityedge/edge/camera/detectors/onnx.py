@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cityedge.edge.camera.detectors.base import register_detector
-from cityedge.edge.camera.detectors.yolo import candidates, class_names, layout_of, mask_channels
+from cityedge.edge.camera.detectors.yolo import candidates, class_names, image_size, layout_of, mask_channels
 from cityedge.protocol.errors import ConfigError
 from cityedge.protocol.vision import Box, Detection
 
@@ -138,9 +138,12 @@ class OnnxDetector:
         self._input_dtype = (
             np.uint8 if "uint8" in inp.type else np.float16 if "float16" in inp.type else np.float32
         )
-        self.input_size = options.input_size or _static_size(inp.shape, options.model)
         where = f"detector onnx: model {options.model}"
         metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        size = options.input_size or _static_size(inp.shape) or image_size(metadata, where)
+        if size is None:
+            raise ConfigError(f"{where} has a dynamic input {inp.shape}, no `imgsz` metadata: set input_size")
+        self.input_size: tuple[int, int] = size
         classes = options.classes or class_names(metadata, where)
         if classes is None:
             raise ConfigError(f"{where} has no class names in its metadata (`names`): set `classes`")
@@ -205,10 +208,10 @@ class OnnxDetector:
         return out
 
 
-def _static_size(shape: Sequence[Any], model: Path) -> tuple[int, int]:
+def _static_size(shape: Sequence[Any]) -> tuple[int, int] | None:
     if len(shape) == 4 and isinstance(shape[2], int) and isinstance(shape[3], int):
         return (shape[3], shape[2])
-    raise ConfigError(f"detector onnx: model {model} has a dynamic input {shape}; set input_size")
+    return None
 
 
 @register_detector("onnx")

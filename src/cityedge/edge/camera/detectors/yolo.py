@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from cityedge.protocol.errors import ConfigError
 
-__all__ = ["SEGMENT_MASKS", "candidates", "class_names", "layout_of", "mask_channels"]
+__all__ = ["SEGMENT_MASKS", "candidates", "class_names", "image_size", "layout_of", "mask_channels"]
 
 SEGMENT_MASKS = 32  # Ultralytics' segmentation heads: 32 prototypes
 
@@ -39,6 +39,22 @@ def class_names(metadata: Mapping[str, str], where: str) -> list[str] | None:
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise ConfigError(f"{where}: metadata `names` holds no class names: {raw[:80]!r}")
     return names
+
+
+def image_size(metadata: Mapping[str, str], where: str) -> tuple[int, int] | None:
+    """The (width, height) the model was exported for, from Ultralytics' `imgsz` metadata
+    (`[height, width]` or one side); what a model with a dynamic input runs at."""
+    raw = metadata.get("imgsz")
+    if raw is None:
+        return None
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = None
+    sides = [value, value] if isinstance(value, int) else value
+    if not (isinstance(sides, list) and len(sides) == 2 and all(isinstance(v, int) and v > 0 for v in sides)):
+        raise ConfigError(f"{where}: metadata `imgsz` is not [height, width] or one side: {raw[:40]!r}")
+    return (sides[1], sides[0])
 
 
 def mask_channels(output_shapes: Sequence[Sequence[Any]], metadata: Mapping[str, str]) -> int:
