@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from functools import cache
 from pathlib import Path
 
@@ -196,3 +197,19 @@ def test_the_dockerfile_passes_hadolint_and_keeps_the_points_itself() -> None:
     assert pins and all(re.fullmatch(r"[a-z0-9_.\-]+==\S+ --hash=sha256:[0-9a-f]{64}", p) for p in pins)
     final = text.rsplit("FROM ", 1)[1]
     assert "pip" not in final.split("COPY --from=build", 1)[0] and "gcc" not in final
+
+
+def test_the_image_lock_pins_every_dependency_the_node_and_the_control_plane_declare() -> None:
+    # The image installs cityedge with --no-deps from the lock's wheels: a dependency added to
+    # pyproject.toml but not locked is missing in the container (`deploy/build-image.sh lock`).
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["edge"]]
+    wanted += project["optional-dependencies"]["cloud"]
+
+    def norm(name: str) -> str:  # PEP 503: case, '-', '_' and '.' do not matter
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    names = {norm(re.split(r"[<>=!~;\[ ]", req, maxsplit=1)[0]) for req in wanted}
+    lock = (ROOT / "deploy" / "requirements.lock").read_text().splitlines()
+    locked = {norm(line.split("==")[0]) for line in lock if "==" in line}
+    assert names - locked == set(), "run deploy/build-image.sh lock: not in deploy/requirements.lock"
