@@ -102,6 +102,15 @@ def test_a_source_that_cannot_be_read_is_a_clear_error_and_writes_nothing(tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_snapshot_needs_one_source(clip: Path, tmp_path: Path) -> None:
+    config = node_yaml(tmp_path / "node.yaml", str(clip))
+    for args in (["--camera", "cam-sim"], ["--url", str(clip), "-c", str(config), "--camera", "cam-sim"]):
+        result = CliRunner().invoke(app, ["camera", "snapshot", "-o", str(tmp_path / "x.png"), *args])
+        assert result.exit_code != 0
+        assert "say which source: --url URL, or --config NODE.yaml and --camera ID" in str(result.exception)
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_zones_check_reads_the_stream_and_passes_matching_zones(clip: Path, tmp_path: Path) -> None:
     [check] = check_node(node_yaml(tmp_path / "node.yaml", str(clip)))
     assert (check.camera, check.ok, check.lanes) == ("cam-sim", True, 4)

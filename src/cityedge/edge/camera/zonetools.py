@@ -85,6 +85,8 @@ def snapshot_of(
     at_s: float = 0.0,
 ) -> tuple[int, int]:
     """`snapshot` of a URL, or of a node's camera as the node reads it (its decode size)."""
+    if url is not None and (config is not None or camera is not None):
+        raise ConfigError("say which source: --url URL, or --config NODE.yaml and --camera ID, not both")
     if url is not None:
         return snapshot(SourceConfig(url=url), out, at_s)
     if config is None or camera is None:
