@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
+from cityedge.edge.camera.luma import grey_image
 from cityedge.protocol.errors import ConfigError
 from cityedge.transport.backoff import full_jitter_delay
 
@@ -93,6 +94,7 @@ class SourceConfig(BaseModel):
     backoff_cap_s: float = Field(default=30.0, gt=0)
     decode_threads: int = Field(default=1, ge=0)  # frame threads add frames of latency: keep 1 live
     options: dict[str, str] = Field(default_factory=dict)  # FFmpeg options, e.g. rtsp_transport
+    grey: bool = False  # deliver grey images (from the luma plane): for cameras that need no colour
 
 
 def is_live(url: str) -> bool:
@@ -331,8 +333,11 @@ class FrameSource:
             pacer.wait(float(frame.time))
         captured_at = time.time()  # before conversion: pixel format and scaling count as latency
         size = self.config.size
-        if size is None:
-            image: NDArray[np.uint8] = frame.to_ndarray(format="bgr24")  # type: ignore[assignment]
+        image: NDArray[np.uint8]
+        if self.config.grey:
+            image = grey_image(frame, size)
+        elif size is None:
+            image = frame.to_ndarray(format="bgr24")  # type: ignore[assignment]
         else:
             image = frame.to_ndarray(format="bgr24", width=size[0], height=size[1])  # type: ignore[assignment]
         self._mailbox.put(Frame(self._frames, captured_at, image))
