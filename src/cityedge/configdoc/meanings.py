@@ -78,12 +78,15 @@ MEANINGS: Final[dict[str, str]] = {
     "DetectorConfig.motion_gate": "a heavy detector looks only where the motion model saw movement",
     "MotionConfig.region_min_pad_px": "regions grow by at least this many processed pixels",
     "CameraZones.camera": "the camera these lanes belong to (must equal the camera's id)",
-    "CameraZones.frame_size": "[width, height] of the frame the polygons were drawn on",
-    "CameraZones.lanes": "the lanes",
+    "CameraZones.frame_size": "[width, height] of the frame the polygons were drawn on (`cityedge camera"
+    " snapshot` prints the stream's; `camera zones check` compares them)",
+    "CameraZones.lanes": "the lanes (at least one; lanes running opposite ways must not overlap; docs/zones.md)",
     "CameraZones.count_lines": "lines that count the vehicles crossing them, per lane and direction (docs/camera.md)",
     "Lane.name": "the lane's name (appears in incidents and counts)",
-    "Lane.polygon": "the lane's outline: at least three [x, y] points in frame pixels",
-    "Lane.direction": "the direction of travel as [dx, dy] (null: any direction, no wrong-way rule)",
+    "Lane.polygon": "the lane's outline: at least three [x, y] points in frame pixels (origin top-left,"
+    " y down), in order around the lane, inside the frame",
+    "Lane.direction": "the direction of travel as [dx, dy] in image coordinates, y down: [0, -1] is up the"
+    " picture (null: any direction, no wrong-way rule)",
     "Lane.kind": "`road` (all rules), `shoulder` or `lot`",
     "RuleConfig.stopped_cooldown_s": "after a stopped-vehicle incident, the same spot stays quiet this long",
     "RuleConfig.congestion_occupancy_off": "occupancy under which congestion clears (hysteresis)",

@@ -18,7 +18,7 @@ from cityedge.edge.camera.rules import RuleConfig
 from cityedge.edge.camera.tracker import TrackerConfig
 from cityedge.edge.camera.zones import CameraZones
 
-__all__ = ["CameraConfig", "DetectorConfig", "load_node_cameras", "parse_camera"]
+__all__ = ["CameraConfig", "DetectorConfig", "load_node_cameras", "node_camera_sections", "parse_camera"]
 
 
 class DetectorConfig(BaseModel):
@@ -64,20 +64,26 @@ def parse_camera(data: Any, source: str) -> CameraConfig:
     return parse_config(CameraConfig, data, source, f"camera {camera}")
 
 
-def load_node_cameras(path: Path, camera: str | None = None) -> list[CameraConfig]:
-    """The cameras of a node's config file (all, or the one with id `camera`), validated as
-    the agent validates them at start-up."""
+def node_camera_sections(path: Path, camera: str | None = None) -> list[dict[str, Any]]:
+    """The raw camera sections of a node's config file (all, or the one with id `camera`);
+    the node's own keys are validated as the agent validates them."""
     from cityedge.configfile import load_config
     from cityedge.edge.config import EdgeConfig
     from cityedge.protocol.errors import ConfigError
 
     node = load_config(EdgeConfig, path)
-    sections = node.cameras
+    sections = [c for c in node.cameras if isinstance(c, dict)]
+    known = [c.get("id") for c in sections]
     if camera is not None:
-        sections = [c for c in node.cameras if isinstance(c, dict) and c.get("id") == camera]
+        sections = [c for c in sections if c.get("id") == camera]
         if not sections:
-            known = [c.get("id") for c in node.cameras if isinstance(c, dict)]
             raise ConfigError(f"{path}: node {node.node_id} has no camera {camera!r}; its cameras: {known}")
     if not sections:
         raise ConfigError(f"{path}: node {node.node_id} has no cameras")
-    return [parse_camera(c, str(path)) for c in sections]
+    return sections
+
+
+def load_node_cameras(path: Path, camera: str | None = None) -> list[CameraConfig]:
+    """The cameras of a node's config file (all, or the one with id `camera`), validated as
+    the agent validates them at start-up."""
+    return [parse_camera(c, str(path)) for c in node_camera_sections(path, camera)]

@@ -93,16 +93,18 @@ def draw_grid(image: Image, step: int | None = None) -> None:
     h, w = image.shape[:2]
     step = step or _grid_step(max(w, h))
     minor = max(step // 2, 1)
+    layer = image.copy()
     for x in range(0, w, minor):
-        cv2.line(image, (x, 0), (x, h - 1), (200, 200, 200) if x % step == 0 else (120, 120, 120), 1)
+        cv2.line(layer, (x, 0), (x, h - 1), _WHITE if x % step == 0 else (160, 160, 160), 1)
     for y in range(0, h, minor):
-        cv2.line(image, (0, y), (w - 1, y), (200, 200, 200) if y % step == 0 else (120, 120, 120), 1)
+        cv2.line(layer, (0, y), (w - 1, y), _WHITE if y % step == 0 else (160, 160, 160), 1)
+    cv2.addWeighted(layer, 0.45, image, 0.55, 0, dst=image)
     s = _scale(image)
     for x in range(step, w, step):
-        cv2.putText(image, str(x), (x + 2, int(12 * s)), _FONT, 0.35 * s, _WHITE, 1, cv2.LINE_AA)
+        _label(image, str(x), (x, 8 * s), _WHITE)
     for y in range(step, h, step):
-        cv2.putText(image, str(y), (2, y - 3), _FONT, 0.35 * s, _WHITE, 1, cv2.LINE_AA)
-    _label(image, f"{w}x{h}, x right, y down", (w / 2, h - 10 * s), _WHITE)
+        _label(image, str(y), (14 * s, y), _WHITE)
+    _label(image, f"{w}x{h} px, origin top-left, x right, y down", (w / 2, h - 10 * s), _WHITE)
 
 
 def _grid_step(side: int) -> int:

@@ -159,6 +159,7 @@ class CameraWorker:
         self._latency = metrics.latency.labels(camera=self.camera)
         self._frames = metrics.frames.labels(camera=self.camera)
         self._samples: collections.deque[tuple[float, float]] = collections.deque(maxlen=50_000)
+        self._fresh: collections.deque[tuple[float, float]] | None = None  # see collect_samples
         self._recent: collections.deque[float] = collections.deque(maxlen=30)
         self._next_due: float | None = None
         self._sized = False
@@ -275,6 +276,8 @@ class CameraWorker:
         self.processed += 1
         self._frames.inc()
         self._samples.append((captured_at, latency))
+        if self._fresh is not None:
+            self._fresh.append((captured_at, latency))
         self._recent.append(captured_at)
         if len(self._recent) > 1 and self._recent[-1] > self._recent[0]:
             self._m.fps.labels(camera=self.camera).set(
@@ -293,9 +296,17 @@ class CameraWorker:
         """Capture-to-decision latencies (s) of frames captured at or after `since`."""
         return [lat for t, lat in list(self._samples) if t >= since]
 
-    def samples(self, after: float) -> list[tuple[float, float]]:
-        """(capture time, latency) of frames captured after `after` (a worker process reports these)."""
-        return [(t, lat) for t, lat in list(self._samples) if t > after]
+    def collect_samples(self) -> None:
+        """From now on keep each frame's (capture time, latency) for `take_samples` too."""
+        self._fresh = collections.deque(maxlen=50_000)
+
+    def take_samples(self) -> list[tuple[float, float]]:
+        """The samples kept since the previous call (a worker process reports them to the agent).
+        Appending and popping a deque are atomic, so the camera's thread never waits for this."""
+        taken: list[tuple[float, float]] = []
+        while self._fresh:
+            taken.append(self._fresh.popleft())
+        return taken
 
     def stats(self, since: float = 0.0) -> CameraStats:
         lat = self.latencies(since)
@@ -327,6 +338,7 @@ def _source_config(config: CameraConfig) -> SourceConfig:
         loop=config.loop,
         size=config.size,
         stall_timeout_s=config.stall_timeout_s,
+        grey=config.detector.name == "motion",  # the motion model needs no colour: skip the BGR
     )
 
 

@@ -25,6 +25,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
+from cityedge.edge.camera.luma import grey_image
+from cityedge.protocol.errors import ConfigError
 from cityedge.transport.backoff import full_jitter_delay
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "SourceConfig",
     "SourceState",
     "SourceStatus",
+    "grab_frame",
     "is_live",
 ]
 
@@ -91,6 +94,7 @@ class SourceConfig(BaseModel):
     backoff_cap_s: float = Field(default=30.0, gt=0)
     decode_threads: int = Field(default=1, ge=0)  # frame threads add frames of latency: keep 1 live
     options: dict[str, str] = Field(default_factory=dict)  # FFmpeg options, e.g. rtsp_transport
+    grey: bool = False  # deliver grey images (from the luma plane): for cameras that need no colour
 
 
 def is_live(url: str) -> bool:
@@ -329,8 +333,11 @@ class FrameSource:
             pacer.wait(float(frame.time))
         captured_at = time.time()  # before conversion: pixel format and scaling count as latency
         size = self.config.size
-        if size is None:
-            image: NDArray[np.uint8] = frame.to_ndarray(format="bgr24")  # type: ignore[assignment]
+        image: NDArray[np.uint8]
+        if self.config.grey:
+            image = grey_image(frame, size)
+        elif size is None:
+            image = frame.to_ndarray(format="bgr24")  # type: ignore[assignment]
         else:
             image = frame.to_ndarray(format="bgr24", width=size[0], height=size[1])  # type: ignore[assignment]
         self._mailbox.put(Frame(self._frames, captured_at, image))
@@ -345,3 +352,26 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, av.error.ExitError):
         return "timed out waiting for data (stalled or unreachable)"
     return f"{type(exc).__name__}: {exc}"
+
+
+def grab_frame(config: SourceConfig, at_s: float = 0.0) -> NDArray[np.uint8]:
+    """One BGR frame of the source, opened as a camera's reader opens it (same URL forms,
+    options, timeouts and decode size); files at `at_s` seconds. Failures raise ConfigError."""
+    url, kwargs = _open_args(config)
+    if not ("://" in url or url.startswith("/dev/")) and not Path(url).is_file():
+        raise ConfigError(f"source {config.url}: no such file")
+    try:
+        with av.open(url, **kwargs) as container:
+            if not container.streams.video:
+                raise ConfigError(f"source {config.url}: has no video stream")
+            stream = container.streams.video[0]
+            if at_s > 0 and not is_live(config.url) and stream.time_base:
+                container.seek(int(at_s / stream.time_base), stream=stream)  # the keyframe before
+            for frame in container.decode(stream):
+                if frame.time is not None and frame.time < at_s - 1e-6:
+                    continue
+                w, h = config.size or (frame.width, frame.height)
+                return np.asarray(frame.to_ndarray(format="bgr24", width=w, height=h), np.uint8)
+    except av.error.FFmpegError as exc:
+        raise ConfigError(f"source {config.url}: {_describe(exc)}") from None
+    raise ConfigError(f"source {config.url}: no frame at {at_s:g} s (the stream ended before)")

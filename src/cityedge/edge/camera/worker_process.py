@@ -129,7 +129,8 @@ class _Reporter:
         self._workers = workers
         self._registry = registry
         self._last: dict[str, dict[str, int]] = {w.camera: {} for w in workers}
-        self._after: dict[str, float] = {w.camera: 0.0 for w in workers}
+        for worker in workers:
+            worker.collect_samples()
 
     def report(self) -> list[dict[str, Any]]:
         errors = self._errors()
@@ -147,13 +148,10 @@ class _Reporter:
         last = self._last[worker.camera]
         deltas = {key: value - last.get(key, 0) for key, value in totals.items()}
         self._last[worker.camera] = totals
-        samples = worker.samples(self._after[worker.camera])
-        if samples:
-            self._after[worker.camera] = samples[-1][0]
         return {
             "camera": worker.camera,
             "deltas": deltas,
-            "samples": samples,
+            "samples": worker.take_samples(),
             "state": status.state.value,
             "reason": status.reason,
         }

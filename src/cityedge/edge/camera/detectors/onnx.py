@@ -1,4 +1,5 @@
-"""The "onnx" detector plugin: YOLO-format models (v8 `[1, 4+nc, N]`, v5 `[1, N, 5+nc]`) on ONNX Runtime.
+"""The "onnx" detector plugin: YOLO exports (YOLOv8, YOLO11, YOLOv5; detection or segmentation,
+masks ignored; layouts in `yolo.py`) on ONNX Runtime; class names from the config or the model.
 
 Frames (or, when motion gates it, square crops around the motion regions, as Frigate does)
 are letterboxed to the model's input, boxes are decoded, mapped back to frame pixels and
@@ -19,6 +20,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cityedge.edge.camera.detectors.base import register_detector
+from cityedge.edge.camera.detectors.yolo import candidates, class_names, image_size, layout_of, mask_channels
 from cityedge.protocol.errors import ConfigError
 from cityedge.protocol.vision import Box, Detection
 
@@ -32,9 +34,9 @@ class OnnxOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     model: Path
-    classes: list[str] = Field(min_length=1)
+    classes: list[str] | None = Field(default=None, min_length=1)  # None: the model's metadata `names`
     input_size: tuple[int, int] | None = None  # (width, height); None: read from the model
-    layout: Literal["auto", "v8", "v5"] = "auto"
+    layout: Literal["auto", "v8", "v5"] = "auto"  # v8 also reads YOLO11
     score_threshold: float = Field(default=0.35, ge=0, le=1)
     nms_threshold: float = Field(default=0.45, ge=0, le=1)
     keep_classes: list[str] | None = None  # report only these (e.g. car, bus, truck)
@@ -136,7 +138,19 @@ class OnnxDetector:
         self._input_dtype = (
             np.uint8 if "uint8" in inp.type else np.float16 if "float16" in inp.type else np.float32
         )
-        self.input_size = options.input_size or _static_size(inp.shape, options.model)
+        where = f"detector onnx: model {options.model}"
+        metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        size = options.input_size or _static_size(inp.shape) or image_size(metadata, where)
+        if size is None:
+            raise ConfigError(f"{where} has a dynamic input {inp.shape}, no `imgsz` metadata: set input_size")
+        self.input_size: tuple[int, int] = size
+        classes = options.classes or class_names(metadata, where)
+        if classes is None:
+            raise ConfigError(f"{where} has no class names in its metadata (`names`): set `classes`")
+        self.classes: list[str] = classes
+        outputs = self.session.get_outputs()
+        self._output = outputs[0].name  # a segmentation model's mask prototypes are not fetched
+        self._masks = mask_channels([o.shape for o in outputs], metadata)
         self._keep = set(options.keep_classes) if options.keep_classes is not None else None
         self.inferences = 0
 
@@ -158,7 +172,7 @@ class OnnxDetector:
         tensor: NDArray[Any] = np.ascontiguousarray(blob, dtype=self._input_dtype)
         if self._input_dtype != np.uint8:
             tensor *= 1.0 / 255.0
-        (raw,) = self.session.run(None, {self._input_name: tensor})[:1]
+        (raw,) = self.session.run([self._output], {self._input_name: tensor})
         self.inferences += 1
         rows = self._rows(np.asarray(raw, np.float32))
         out = []
@@ -173,30 +187,10 @@ class OnnxDetector:
 
     def _rows(self, raw: NDArray[np.float32]) -> NDArray[np.float32]:
         """Candidates over the score threshold as rows (cx, cy, w, h, score, class)."""
-        nc = len(self.options.classes)
-        layout = self._layout(raw.shape, nc)
-        if layout == "v8":
-            preds = raw[0].T
-            cls_scores = preds[:, 4:]
-        else:
-            preds = raw[0]
-            cls_scores = preds[:, 5:] * preds[:, 4:5]
-        cls = cls_scores.argmax(axis=1)
-        score = cls_scores[np.arange(len(cls)), cls]
-        keep = score >= self.options.score_threshold
-        return np.column_stack([preds[keep, :4], score[keep], cls[keep]]).astype(np.float32)
-
-    def _layout(self, shape: tuple[int, ...], nc: int) -> str:
-        layout = self.options.layout
-        if len(shape) == 3 and shape[0] == 1:
-            if layout in ("auto", "v8") and shape[1] == 4 + nc:
-                return "v8"
-            if layout in ("auto", "v5") and shape[2] == 5 + nc:
-                return "v5"
-        raise ConfigError(
-            f"detector onnx: model {self.options.model} output shape {list(shape)} does not match "
-            f"layout {layout!r} with {nc} classes (v8 wants [1, {4 + nc}, N], v5 wants [1, N, {5 + nc}])"
-        )
+        nc = len(self.classes)
+        where = f"detector onnx: model {self.options.model}"
+        layout = layout_of(raw.shape, nc, self._masks, self.options.layout, where)
+        return candidates(raw, layout, nc, self.options.score_threshold)
 
     def _nms(self, candidates: list[tuple[Box, float, int]]) -> list[Detection]:
         if not candidates:
@@ -208,16 +202,16 @@ class OnnxDetector:
         kept = cv2.dnn.NMSBoxesBatched(rects, scores, classes, opts.score_threshold, opts.nms_threshold)
         out = []
         for i in sorted(np.asarray(kept, int).reshape(-1).tolist(), key=lambda k: -scores[k]):
-            label = opts.classes[classes[i]]
+            label = self.classes[classes[i]]
             if self._keep is None or label in self._keep:
                 out.append(Detection(box=candidates[i][0], score=scores[i], label=label))
         return out
 
 
-def _static_size(shape: Sequence[Any], model: Path) -> tuple[int, int]:
+def _static_size(shape: Sequence[Any]) -> tuple[int, int] | None:
     if len(shape) == 4 and isinstance(shape[2], int) and isinstance(shape[3], int):
         return (shape[3], shape[2])
-    raise ConfigError(f"detector onnx: model {model} has a dynamic input {shape}; set input_size")
+    return None
 
 
 @register_detector("onnx")
