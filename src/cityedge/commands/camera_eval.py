@@ -23,9 +23,14 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 def eval_camera(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object (the only output format)."),
     slots: int = typer.Option(7, "--slots", min=1, help="Incident slots per scenario (3 incidents each)."),
-    width: int = typer.Option(640, "--width", min=160, help="Frame width; height keeps 16:9."),
+    width: int = typer.Option(640, "--width", min=160, help="Frame width (far_320 keeps 320); height 16:9."),
     scenario: list[str] = typer.Option(
-        [], "--scenario", help="Run only these presets (clear_day, dusk_noise, heavy_traffic)."
+        [],
+        "--scenario",
+        help="Run only these presets (clear_day, dusk_noise, heavy_traffic, ghosts, far_320).",
+    ),
+    seed_offset: int = typer.Option(
+        0, "--seed-offset", help="Shift every preset's seed: 0 is what the rules were tuned on."
     ),
 ) -> None:
     """Run the synthetic suite through motion perception and the incident rules."""
@@ -34,6 +39,13 @@ def eval_camera(
 
     size = (width, round(width * 9 / 16))
     names = scenario or list(PRESETS)
-    report = evaluate(preset(name, slots, size) for name in names)
-    report = {"suite": names, "slots": slots, "size": list(size), "fps": 10.0, **report}
+    report = evaluate(preset(name, slots, size, seed_offset=seed_offset) for name in names)
+    report = {
+        "suite": names,
+        "slots": slots,
+        "size": list(size),
+        "seed_offset": seed_offset,
+        "fps": 10.0,
+        **report,
+    }
     typer.echo(json.dumps(report, indent=None if json_out else 2))

@@ -81,6 +81,7 @@ MEANINGS: Final[dict[str, str]] = {
     "CameraZones.frame_size": "[width, height] of the frame the polygons were drawn on (`cityedge camera"
     " snapshot` prints the stream's; `camera zones check` compares them)",
     "CameraZones.lanes": "the lanes (at least one; lanes running opposite ways must not overlap; docs/zones.md)",
+    "CameraZones.count_lines": "lines that count the vehicles crossing them, per lane and direction (docs/camera.md)",
     "Lane.name": "the lane's name (appears in incidents and counts)",
     "Lane.polygon": "the lane's outline: at least three [x, y] points in frame pixels (origin top-left,"
     " y down), in order around the lane, inside the frame",
@@ -88,8 +89,6 @@ MEANINGS: Final[dict[str, str]] = {
     " picture (null: any direction, no wrong-way rule)",
     "Lane.kind": "`road` (all rules), `shoulder` or `lot`",
     "RuleConfig.stopped_cooldown_s": "after a stopped-vehicle incident, the same spot stays quiet this long",
-    "RuleConfig.wrong_way_min_travel_px": "a wrong-way track must have travelled this far",
-    "RuleConfig.wrong_way_cooldown_s": "after a wrong-way incident, the same track stays quiet this long",
     "RuleConfig.congestion_occupancy_off": "occupancy under which congestion clears (hysteresis)",
     "RuleConfig.congestion_speed_off_hps": "mean speed above which congestion clears, box heights per second",
     "RuleConfig.congestion_cooldown_s": "after congestion clears, no new congestion for this long",

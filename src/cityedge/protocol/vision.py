@@ -81,7 +81,9 @@ class Incident(msgspec.Struct, frozen=True):
 
 
 class LaneCount(msgspec.Struct, frozen=True):
-    """Vehicles that entered a lane during [window_start, window_end)."""
+    """Vehicles counted for a lane during [window_start, window_end): those that crossed count
+    line `line` in `direction` (`forward` or `backward`, see the zones guide) or, on a camera
+    without count lines (`line` None), those that entered the lane."""
 
     camera: str
     lane: str
@@ -89,6 +91,8 @@ class LaneCount(msgspec.Struct, frozen=True):
     window_end: float
     count: int
     mean_speed_px_s: float | None = None
+    line: str | None = None
+    direction: str | None = None
 
 
 class Decision(msgspec.Struct, frozen=True):

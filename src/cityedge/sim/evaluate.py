@@ -19,7 +19,7 @@ from cityedge.edge.camera.tracker import Tracker, TrackerConfig
 from cityedge.protocol.vision import INCIDENT_TYPES, Incident
 from cityedge.sim.scene import GroundTruthIncident, Scenario, SceneRun, frames, scene_zones
 
-__all__ = ["MATCH_SLACK_S", "ScenarioResult", "evaluate", "run_scenario", "scaled_rules", "score"]
+__all__ = ["MATCH_SLACK_S", "ScenarioResult", "evaluate", "run_scenario", "score"]
 
 MATCH_SLACK_S = 2.0  # a detection counts for a true incident from its start to its end + slack
 
@@ -35,16 +35,11 @@ class ScenarioResult:
     matches: list[tuple[GroundTruthIncident, Incident]] = field(default_factory=list)
 
 
-def scaled_rules(config: RuleConfig, width: int, reference_width: int = 640) -> RuleConfig:
-    """The same rules for frames `width` wide: pixel thresholds scale with the frame."""
-    return config.scaled(width / reference_width)
-
-
 def run_scenario(scenario: Scenario, rules: RuleConfig | None = None) -> ScenarioResult:
     """Perception(motion) -> tracker -> rules over every frame of one scenario."""
     run = SceneRun(scenario, zones=scene_zones(scenario))
     perception = Perception(MotionDetector(), Tracker(TrackerConfig(fps=scenario.fps)))
-    engine = RuleEngine(run.zones, rules or scaled_rules(RuleConfig(), scenario.size[0]))
+    engine = RuleEngine(run.zones, rules)  # the engine fits pixel thresholds to the frame
     found: list[Incident] = []
     count = 0
     started = time.perf_counter()

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, mod
 from shapely import Polygon, is_valid_reason
 
 from cityedge.configfile import parse_config, read_yaml
+from cityedge.edge.camera.countline import CountLine
 
 __all__ = ["OPPOSITE_COS", "CameraZones", "Lane", "frame_size_note", "load_zones", "parse_zones"]
 
@@ -93,6 +94,7 @@ class CameraZones(BaseModel):
     camera: str
     frame_size: tuple[int, int]
     lanes: list[Lane]
+    count_lines: list[CountLine] = []
 
     @field_validator("lanes")
     @classmethod
@@ -121,6 +123,22 @@ class CameraZones(BaseModel):
                     raise ValueError(f"{where}, lanes {a.name!r} and {b.name!r}: {problem}")
         return self
 
+    @model_validator(mode="after")
+    def _count_lines_fit(self) -> CameraZones:
+        """Count lines lie in the frame, have unique names and count for lanes that exist."""
+        w, h = self.frame_size
+        names = [line.name for line in self.count_lines]
+        for line in self.count_lines:
+            where = f"camera {self.camera!r}, count line {line.name!r}"
+            if names.count(line.name) > 1:
+                raise ValueError(f"{where}: count line names must be unique")
+            for x, y in line.points:
+                if not (-0.5 <= x <= w + 0.5 and -0.5 <= y <= h + 0.5):
+                    raise ValueError(f"{where}: point ({x:g}, {y:g}) lies outside the {w}x{h} frame (y down)")
+            if line.lane is not None and line.lane not in {lane.name for lane in self.lanes}:
+                raise ValueError(f"{where}: no lane {line.lane!r} to count for")
+        return self
+
     def lane_at(self, point: tuple[float, float]) -> Lane | None:
         """The first lane whose polygon holds `point` (lanes listed first win overlaps)."""
         for lane in self.lanes:
@@ -141,7 +159,8 @@ class CameraZones(BaseModel):
             )
             for lane in self.lanes
         ]
-        return CameraZones(camera=self.camera, frame_size=frame_size, lanes=lanes)
+        lines = [line.scaled(sx, sy) for line in self.count_lines]
+        return CameraZones(camera=self.camera, frame_size=frame_size, lanes=lanes, count_lines=lines)
 
 
 def _outside(lane: Lane, frame_size: tuple[int, int]) -> str | None:

@@ -12,9 +12,11 @@ __all__ = ["GroundTruthIncident", "Injected", "Scenario", "SceneRun"]
 
 @dataclass(frozen=True)
 class Injected:
-    """An incident the scene stages: `at` seconds into the run, in lane `lane`."""
+    """An incident the scene stages: `at` seconds into the run, in lane `lane`. `parked` is no
+    incident but a ghost maker: a vehicle standing in the lane from before the run starts (so
+    the motion model learns it as background) that drives off at `at`."""
 
-    type: str  # stopped_vehicle | wrong_way | congestion
+    type: str  # stopped_vehicle | wrong_way | congestion | parked
     lane: str
     at: float
     duration: float = 20.0
@@ -31,6 +33,7 @@ class Scenario:
     noise_sigma: float = 2.0
     light: tuple[float, float] = (1.0, 1.0)  # exposure gain at start and end (dusk: falls)
     cloud_at: float | None = None  # a passing cloud dims the scene around this time
+    exposure_steps: tuple[tuple[float, float], ...] = ()  # (at, gain factor): auto-exposure jumps
     shadow_length: float = 0.6
     incidents: tuple[Injected, ...] = ()
     start_time: float = 1_767_225_600.0  # 2026-01-01T00:00:00Z: timestamps look like real ones

@@ -139,6 +139,8 @@ class Painter:
         gain = start + (end - start) * min(1.0, t / max(sc.seconds, 1e-9))
         if sc.cloud_at is not None:
             gain *= 1.0 - 0.25 * math.exp(-(((t - sc.cloud_at) / 4.0) ** 2))
+        for at, factor in sc.exposure_steps:
+            gain *= factor if t >= at else 1.0
         sigma = sc.noise_sigma / max(gain, 0.3) ** 0.5  # low light is noisier
         out = cv2.convertScaleAbs(img, alpha=gain) if abs(gain - 1.0) > 1e-3 else img
         noise = self._noise(sigma)[int(self.rng.integers(12))]

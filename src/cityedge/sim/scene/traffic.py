@@ -58,8 +58,8 @@ class Traffic:
         }
         self.blocked: dict[str, list[tuple[float, float]]] = {lane: [] for lane in road.names}
         self.jams: dict[str, list[tuple[float, float]]] = {lane: [] for lane in road.names}
-        self.pending = sorted(scenario.incidents, key=lambda i: i.at)
-        for inc in self.pending:
+        self.pending = sorted((i for i in scenario.incidents if i.type != "parked"), key=lambda i: i.at)
+        for inc in scenario.incidents:
             if inc.lane not in road.names:
                 raise ConfigError(f"scenario {scenario.name}: incident lane {inc.lane!r} not in {road.names}")
             if inc.type == "wrong_way":
@@ -69,8 +69,18 @@ class Traffic:
                 self.blocked[inc.lane].append((inc.at - 1.0, inc.at + inc.duration + 8.0))
             elif inc.type == "congestion":
                 self.jams[inc.lane].append((inc.at, inc.at + inc.duration))
+            elif inc.type == "parked":
+                # the lane stays empty behind it, or its followers would queue
+                self.blocked[inc.lane].append((-60.0, inc.at + 3.0))
+                self._park(inc.lane, inc.at)
             else:
                 raise ConfigError(f"scenario {scenario.name}: unknown incident type {inc.type!r}")
+
+    def _park(self, lane: str, leaves: float) -> None:
+        """A vehicle standing mid-view since long before the run, driving off at `leaves`."""
+        s_in, s_out = self.view[lane]
+        v = self._new(lane, s=s_in + float(self.rng.uniform(0.3, 0.7)) * (s_out - s_in), v=0.0)
+        v.stop_at, v.stopped_since, v.stop_for = v.s, -100.0, leaves + 100.0
 
     def _new(self, lane: str, *, s: float = 0.0, v: float | None = None) -> Vehicle:
         weights = np.array([t[5] for t in _TYPES])

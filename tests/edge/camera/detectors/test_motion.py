@@ -119,3 +119,40 @@ def test_it_is_registered_as_the_motion_detector_and_checks_its_options() -> Non
 def test_a_frame_that_is_not_8_bit_is_refused_clearly() -> None:
     with pytest.raises(ConfigError, match="uint8 grey or BGR frame, got float32"):
         MotionDetector().detect(np.zeros((H, W, 3), dtype=np.float32))
+
+
+def verged(seed: int) -> NDArray[np.uint8]:
+    """The road with a dark verge below it: the car's grey level is common in the picture, so
+    the exposure estimate cannot mistake the car's patch for a change of exposure."""
+    frame = road(seed)
+    frame[260:, :] = np.clip(frame[260:, :].astype(np.int16) - 60, 0, 255).astype(np.uint8)
+    return frame
+
+
+def warm_with_car(detector: MotionDetector, x: int = 300) -> None:
+    for k in range(detector.config.warmup_frames):
+        assert detector.detect(with_car(verged(k), x)) == []  # the car is learnt as background
+
+
+def test_the_ghost_of_a_vehicle_present_during_warm_up_goes_within_a_few_frames() -> None:
+    detector = MotionDetector()
+    warm_with_car(detector)
+    seen = [detector.detect(verged(400 + k)) for k in range(detector.config.ghost_frames + 5)]  # it left
+    assert seen[0], "the revealed road differs from the learnt background at first"
+    assert seen[-5:] == [[]] * 5
+    assert detector.detect(with_car(verged(500), 100)) != []  # a vehicle elsewhere is still seen
+
+
+def test_without_ghost_suppression_the_ghost_stays() -> None:
+    detector = MotionDetector(MotionConfig(ghost_frames=0))
+    warm_with_car(detector)
+    assert all(detector.detect(verged(400 + k)) for k in range(30))
+
+
+def test_a_vehicle_that_arrives_and_stands_is_no_ghost() -> None:
+    detector = MotionDetector()
+    warm(detector)
+    for k, x in enumerate(range(100, 300, 20)):
+        detector.detect(with_car(road(600 + k), x))
+    standing = [detector.detect(with_car(road(700 + k), 300)) for k in range(100)]
+    assert all(len(found) == 1 for found in standing)

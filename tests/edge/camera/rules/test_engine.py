@@ -6,36 +6,12 @@ without sleeps.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from cityedge.edge.camera.rules import RuleConfig, RuleEngine, RuleOutput
-from cityedge.edge.camera.zones import CameraZones, Lane
 from cityedge.protocol.errors import ConfigError
-from cityedge.protocol.vision import Box, FrameTracks, TrackState
-
-T0 = 1_767_225_600.0  # a minute boundary
-FPS = 10
-ZONES = CameraZones(
-    camera="cam",
-    frame_size=(1000, 400),
-    lanes=[
-        Lane(name="east", polygon=[(0, 100), (1000, 100), (1000, 200), (0, 200)], direction=(1, 0)),
-        Lane(name="west", polygon=[(0, 200), (1000, 200), (1000, 300), (0, 300)], direction=(-1, 0)),
-        Lane(name="lot", polygon=[(0, 300), (1000, 300), (1000, 400), (0, 400)]),
-    ],
-)
-
-# a vehicle: (track id, foot x, foot y, velocity x[, hits, width, height]) at time t (seconds
-# from T0), or None when unseen
-Vehicle = Callable[[float], tuple[float, ...] | None]
-
-
-def track(
-    tid: int, x: float, y: float, vx: float, hits: int = 10, w: float = 60, h: float = 30
-) -> TrackState:
-    return TrackState(tid, "motion", Box(x - w / 2, y - h, x + w / 2, y), (vx, 0.0), T0, hits)
+from cityedge.protocol.vision import FrameTracks
+from tests.support.rule_frames import FPS, T0, ZONES, Vehicle, drives, ghost, stops, track
 
 
 def run(vehicles: list[Vehicle], seconds: float, config: RuleConfig | None = None) -> list[RuleOutput]:
@@ -50,25 +26,6 @@ def run(vehicles: list[Vehicle], seconds: float, config: RuleConfig | None = Non
 
 def incidents(outputs: list[RuleOutput]) -> list[tuple[str, str]]:
     return [(i.type, i.lane) for o in outputs for i in o.incidents]
-
-
-def drives(tid: int, y: float, x0: float, vx: float, until: float = 1e9) -> Vehicle:
-    return lambda t: (tid, x0 + vx * t, y, vx) if t < until else None
-
-
-def stops(tid: int, y: float, x0: float, vx: float, at: float, leaves: float = 1e9) -> Vehicle:
-    def where(t: float) -> tuple[int, float, float, float]:
-        if t < at:
-            return (tid, x0 + vx * t, y, vx)
-        if t < leaves:
-            return (tid, x0 + vx * at, y, 0.0)
-        return (tid, x0 + vx * (at + t - leaves), y, vx)
-
-    return where
-
-
-def ghost(tid: int, y: float, x: float) -> Vehicle:
-    return lambda t: (tid, x, y, 0.0)
 
 
 def queue(first: int, lane_y: float, count: int, speed: float, start: float, end: float) -> list[Vehicle]:
@@ -216,3 +173,77 @@ def test_rules_scale_their_pixel_thresholds_with_the_frame() -> None:
     assert double.stopped_speed_px_s == 2 * cfg.stopped_speed_px_s
     assert double.congestion_speed_on_hps == cfg.congestion_speed_on_hps  # heights/s: scale-free
     assert double.stopped_after_s == cfg.stopped_after_s
+
+
+def test_each_wrong_way_vehicle_is_one_incident_up_to_the_lanes_storm_limit() -> None:
+    # six vehicles drive the wrong way in lane east, one every 2 s
+    convoy = [drives(k, 180, 1000 + 300 * k, -150) for k in range(1, 7)]
+    found = [i for o in run(convoy, 20) for i in o.incidents]
+    assert [(i.type, i.track_id) for i in found] == [("wrong_way", k) for k in range(1, 7)]
+    capped = [i for o in run(convoy, 20, RuleConfig(wrong_way_storm_max=2)) for i in o.incidents]
+    assert [i.track_id for i in capped] == [1, 2]  # the rest of the storm is held back
+
+
+def test_after_a_storm_the_next_incident_says_how_many_were_held_back() -> None:
+    convoy = [drives(k, 180, 1000 + 300 * k, -150) for k in range(1, 5)]
+    late = drives(9, 180, 1000 + 150 * 30, -150)  # arrives after the storm window has passed
+    cfg = RuleConfig(wrong_way_storm_max=1, wrong_way_storm_window_s=10)
+    found = [i for o in run([*convoy, late], 40, cfg) for i in o.incidents]
+    assert [(i.track_id, i.details["held_back"]) for i in found] == [(1, 0), (9, 3)]
+
+
+def test_a_far_small_vehicle_needs_less_travel_than_a_near_one() -> None:
+    # a 12 px tall vehicle drives the wrong way 60 px (5 box heights), under the 90 px threshold
+    def small(t: float) -> tuple[float, ...] | None:
+        return (1, 1000 - 50 * t, 180, -50.0, 10, 20, 12) if t < 1.2 else None
+
+    cfg = RuleConfig(reference_width=1000)  # no scaling: thresholds as written
+    assert incidents(run([small], 3, cfg)) == [("wrong_way", "east")]
+    assert incidents(run([small], 3, cfg.model_copy(update={"wrong_way_min_travel_boxes": 10.0}))) == []
+
+
+def test_pixel_thresholds_follow_the_frame_width() -> None:
+    half = ZONES.scaled((500, 200))
+    engine = RuleEngine(half, RuleConfig())
+    assert engine.config.wrong_way_min_travel_px == pytest.approx(90.0 * 500 / 640)
+    assert engine.config.stopped_speed_px_s == pytest.approx(4.0 * 500 / 640)
+    assert engine.config.congestion_speed_on_hps == RuleConfig().congestion_speed_on_hps
+    assert RuleEngine(half, engine.config).config == engine.config  # scaled once, not twice
+
+
+def test_a_ghost_whose_blob_merges_with_a_passing_car_for_a_moment_never_arrived_moving() -> None:
+    # a ghost sits in lane east; for half a second a passing car merges with its blob, which
+    # drags its foot 40 px along and back: it jumped, but it never drove, so it never "stopped"
+    def merged(t: float) -> tuple[float, ...]:
+        drag = 80 * (t - 5) if 5 <= t < 5.5 else 0.0
+        return (2, 510 + drag, 180, 80.0 if 5 <= t < 5.5 else 0.0)
+
+    assert incidents(run([merged], 60)) == []
+
+
+def test_a_vehicle_lost_while_braking_and_found_standing_is_one_stopped_vehicle() -> None:
+    # the tracker loses the car as it halts at x = 360 and coasts on its guess (hits frozen)
+    # for half a second; a new track then finds the car standing where it was last seen
+    def braking(t: float) -> tuple[float, ...] | None:
+        if t < 3.0:
+            return (1, 120 * t, 180, 120.0, 10 + round(10 * t))
+        if t < 3.5:
+            return (1, 360 + 120 * (t - 3.0), 180, 120.0, 40)  # the guess drives on
+        return None
+
+    standing = lambda t: (2, 362, 180, 0.0) if t >= 3.6 else None  # noqa: E731
+    found = [i for o in run([braking, standing], 30) for i in o.incidents]
+    assert [(i.type, i.track_id) for i in found] == [("stopped_vehicle", 2)]
+
+
+def test_a_vehicle_that_halts_inside_a_blob_merged_with_a_passing_car_is_a_stopped_vehicle() -> None:
+    # two cars side by side are one blob (one track) until the nearer one drives on: the one
+    # that halted splits off as a new track standing still, and it did arrive moving
+    def pair(t: float) -> tuple[float, ...] | None:
+        if t < 3.0:
+            return (1, 120 * t + 40, 180, 120.0, 10 + round(10 * t), 140, 60)  # the merged blob
+        return (1, 400 + 150 * (t - 3.0), 180, 150.0, 40 + round(10 * t))  # the passing car
+
+    halted = lambda t: (2, 380, 180, 0.0) if t >= 3.0 else None  # noqa: E731
+    found = [i for o in run([pair, halted], 30) for i in o.incidents]
+    assert [(i.type, i.track_id) for i in found] == [("stopped_vehicle", 2)]

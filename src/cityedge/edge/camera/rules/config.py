@@ -8,11 +8,20 @@ __all__ = ["RuleConfig"]
 
 
 class RuleConfig(BaseModel):
-    """Thresholds of the rules. Pixel speeds and distances (`*_px`, `*_px_s`) suit frames about
-    640 px wide: use `scaled(width / 640)` for other sizes. Queue speed is in box heights per
-    second and occupancy is a ratio, so neither depends on the frame size or the distance."""
+    """Thresholds of the rules. Pixel speeds and distances (`*_px`, `*_px_s`) are pixels of a
+    frame `reference_width` wide (640): the engine scales them to the width of the frames it
+    judges, so one set of rules serves 320, 640 and 1280 px streams. Distances in box heights
+    (`*_boxes`, `*_hps`) and ratios (occupancy) need no scaling: a far vehicle's box shrinks as
+    its pixel speed and travel do."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reference_width: int = Field(
+        640,
+        ge=16,
+        description="frame width the `*_px` and `*_px_s` thresholds are given for; they are scaled"
+        " to the judged frame's width (the zones' `frame_size` after fitting to the stream)",
+    )
 
     min_hits: int = Field(3, ge=1, description="track confirmations before any rule looks at it")
     foot_lift: float = Field(
@@ -32,11 +41,32 @@ class RuleConfig(BaseModel):
     stopped_min_travel_px: float = Field(
         20.0, ge=0, description="a vehicle must have arrived moving: still since first seen is not stopping"
     )
-    wrong_way_min_travel_px: float = Field(90.0, gt=0)
+    stopped_arrival_s: float = Field(
+        1.0,
+        ge=0,
+        description="... at driving speed (`wrong_way_min_speed_px_s`) for this long: a ghost or a"
+        " parked car never was, a blob that merged with a passing car jumps but does not keep moving",
+    )
+    wrong_way_min_travel_px: float = Field(
+        90.0, gt=0, description="a wrong-way track must have travelled this far against its lane ..."
+    )
+    wrong_way_min_travel_boxes: float = Field(
+        3.0,
+        gt=0,
+        description="... or this many of its own box heights, if that is less: a far, small vehicle"
+        " covers fewer pixels for the same drive",
+    )
     wrong_way_min_s: float = Field(0.7, ge=0, description="how long a track must keep going the wrong way")
     wrong_way_min_speed_px_s: float = Field(20.0, ge=0, description="slower is not driving, either way")
     wrong_way_max_cos: float = Field(-0.5, ge=-1, le=0, description="cos(travel, lane direction) at most")
-    wrong_way_cooldown_s: float = Field(20.0, ge=0)
+    wrong_way_storm_max: int = Field(
+        10,
+        ge=1,
+        description="each offending vehicle is one incident, but at most this many per lane within"
+        " `wrong_way_storm_window_s`: a storm (a misdrawn direction, a closed road used both ways)"
+        " is capped; the next incident after a storm carries how many were held back",
+    )
+    wrong_way_storm_window_s: float = Field(60.0, gt=0, description="the window of the storm limit")
     congestion_window_s: float = Field(4.0, gt=0, description="window the occupancy and speed average over")
     congestion_occupancy_on: float = Field(0.35, gt=0, description="boxes' area over the lane's area")
     congestion_occupancy_off: float = Field(0.25, ge=0)
@@ -51,6 +81,12 @@ class RuleConfig(BaseModel):
     congestion_cooldown_s: float = Field(60.0, ge=0)
     count_window_s: float = Field(60.0, gt=0)
     forget_after_s: float = Field(5.0, gt=0, description="drop a track's memory after this long unseen")
+
+    def for_width(self, width: int) -> RuleConfig:
+        """These rules for frames `width` pixels wide (the same rules again for that width)."""
+        if width == self.reference_width:
+            return self
+        return self.scaled(width / self.reference_width).model_copy(update={"reference_width": width})
 
     def scaled(self, factor: float) -> RuleConfig:
         """The same rules for frames `factor` times as wide (pixel thresholds scale)."""

@@ -1,6 +1,7 @@
-"""The rule engine of one camera: per frame, each confirmed track is placed in its lane and
-judged by the track rules (stopped, wrong way); then each lane by congestion; counts close
-per window. Each incident type has a cooldown so one incident is one event."""
+"""The rule engine of one camera: per frame, each confirmed track is placed in its lane,
+counted at the count lines it crosses and judged by the track rules (stopped, wrong way);
+then each lane by congestion; counts close per window. Pixel thresholds are scaled to the
+zones' frame width once, here."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ from dataclasses import dataclass, field
 
 from cityedge.edge.camera.rules.config import RuleConfig
 from cityedge.edge.camera.rules.congestion import Turn
-from cityedge.edge.camera.rules.counts import CountWindow
+from cityedge.edge.camera.rules.counts import Counter
 from cityedge.edge.camera.rules.lanes import LaneState
 from cityedge.edge.camera.rules.stopped import StoppedRule
 from cityedge.edge.camera.rules.tracks import Point, TrackBook
 from cityedge.edge.camera.rules.wrong_way import WrongWayRule
 from cityedge.edge.camera.zones import CameraZones, Lane
 from cityedge.protocol.errors import ConfigError
-from cityedge.protocol.vision import CongestionChange, FrameTracks, Incident, LaneCount
+from cityedge.protocol.vision import CongestionChange, FrameTracks, Incident, LaneCount, TrackState
 
 __all__ = ["RuleEngine", "RuleOutput"]
 
@@ -33,39 +34,29 @@ class RuleEngine:
 
     def __init__(self, zones: CameraZones, config: RuleConfig | None = None) -> None:
         self.zones = zones
-        self.config = config or RuleConfig()
+        self.config = (config or RuleConfig()).for_width(zones.frame_size[0])
         self._tracks = TrackBook(self.config)
         self._stopped = StoppedRule(self.config)
         self._wrong_way = WrongWayRule(self.config)
         self._lanes = {lane.name: LaneState() for lane in zones.lanes}
-        self._counts = CountWindow(zones.camera, self.config.count_window_s)
+        self._counts = Counter(zones, self.config.count_window_s)
 
     def step(self, frame: FrameTracks) -> RuleOutput:
         if frame.camera != self.zones.camera:
             raise ConfigError(f"rules of camera {self.zones.camera!r} got a frame of camera {frame.camera!r}")
         t = frame.captured_at
         out = RuleOutput()
-        out.counts.extend(self._counts.close(t, self._lanes))
+        out.counts.extend(self._counts.close(t))
         occupancy: dict[str, float] = {name: 0.0 for name in self._lanes}
         speeds: dict[str, list[float]] = {name: [] for name in self._lanes}
-        for track in frame.tracks:
-            if track.hits < self.config.min_hits:
-                continue
-            box = track.box
-            lane = self.zones.lane_at((box.foot[0], box.y2 - self.config.foot_lift * (box.y2 - box.y1)))
-            memory = self._tracks.remember(track, lane.name if lane else None, t, self._entered)
-            if lane is None:
-                continue
-            state = self._lanes[lane.name]
-            occupancy[lane.name] += box.area / max(lane.area, 1.0)
-            state.speeds.append(math.hypot(*track.velocity))
-            speeds[lane.name].append(state.speeds[-1] / max(box.y2 - box.y1, 1.0))
-            for incident in (
-                self._stopped.judge(frame.camera, track, lane.name, state, memory, t),
-                self._wrong_way.judge(frame.camera, track, lane.name, lane.direction, state, memory, t),
-            ):
-                if incident is not None:
-                    out.incidents.append(incident)
+        confirmed = [track for track in frame.tracks if track.hits >= self.config.min_hits]
+        self._tracks.frame(confirmed, t)
+        for track in confirmed:
+            lane = self._judge(frame.camera, track, t, out)
+            if lane is not None:
+                box = track.box
+                occupancy[lane.name] += box.area / max(lane.area, 1.0)
+                speeds[lane.name].append(math.hypot(*track.velocity) / max(box.y2 - box.y1, 1.0))
         for lane in self.zones.lanes:
             state = self._lanes[lane.name]
             turn = state.queue.step(t, min(occupancy[lane.name], 1.0), speeds[lane.name], self.config)
@@ -74,8 +65,27 @@ class RuleEngine:
         self._tracks.forget(t)
         return out
 
-    def _entered(self, lane: str) -> None:
-        self._lanes[lane].entered += 1
+    def _judge(self, camera: str, track: TrackState, t: float, out: RuleOutput) -> Lane | None:
+        """Place one track in its lane, count its crossings, run the track rules; its lane."""
+        box = track.box
+        point = (box.foot[0], box.y2 - self.config.foot_lift * (box.y2 - box.y1))
+        lane = self.zones.lane_at(point)
+        name = lane.name if lane else None
+        memory = self._tracks.remember(track, point, name, t, self._counts.entered)
+        speed = math.hypot(*track.velocity)
+        if memory.last_point is not None and (memory.moved or memory.moving_since is not None):
+            self._counts.crossing(memory, name, memory.last_point, point, speed)
+        if lane is None:
+            return None
+        state = self._lanes[lane.name]
+        self._counts.moved(lane.name, speed)
+        for incident in (
+            self._stopped.judge(camera, track, lane.name, state, memory, t),
+            self._wrong_way.judge(camera, track, lane.name, lane.direction, state, memory, t),
+        ):
+            if incident is not None:
+                out.incidents.append(incident)
+        return lane
 
     def _turned(self, camera: str, lane: Lane, state: LaneState, turn: Turn, out: RuleOutput) -> None:
         w = turn.window

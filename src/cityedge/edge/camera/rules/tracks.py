@@ -30,7 +30,13 @@ class TrackMemory:
     height: float = 0.0  # box height in the latest frame, and the frame before
     before: tuple[Point, float] | None = None
     hits: int = 0
-    last_hit: float = 0.0  # when the tracker last matched it to a detection (not coasting)
+    last_hit: float = 0.0  # when the tracker last matched it to a detection (not coasting) ...
+    matched_at: Point | None = None  # ... and where
+    moving_since: float | None = None  # driving speed since then (None: slower now)
+    point: Point | None = None  # where its lane is judged, this frame and the one before
+    last_point: Point | None = None
+    counted: set[str] = field(default_factory=set)  # count lines it crossed
+    box: tuple[float, float, float, float] | None = None  # x1, y1, x2, y2 in the latest frame
 
 
 class TrackBook:
@@ -39,26 +45,46 @@ class TrackBook:
     def __init__(self, config: RuleConfig) -> None:
         self.config = config
         self._tracks: dict[int, TrackMemory] = {}
+        self._present: set[int] = set()
+        self._moving_boxes: deque[tuple[float, tuple[float, float, float, float]]] = deque()
+
+    def frame(self, tracks: list[TrackState], t: float) -> None:
+        """The tracks of the frame about to be remembered. Those the tracker matched to a
+        detection now are not lost; the others (gone, or coasting on a guess) may be. The
+        boxes of the moving tracks as they were are kept: a blob that splits off one is a
+        vehicle that was moving inside it (the rules see a track only once it is confirmed, a
+        few frames after the split, so the boxes of the last second are kept)."""
+        while self._moving_boxes and self._moving_boxes[0][0] < t - 1.0:
+            self._moving_boxes.popleft()
+        self._present = {
+            t.track_id
+            for t in tracks
+            if t.track_id not in self._tracks or t.hits != self._tracks[t.track_id].hits
+        }
+        self._moving_boxes.extend((t, m.box) for m in self._tracks.values() if m.moved and m.box is not None)
 
     def remember(
-        self, track: TrackState, lane: str | None, t: float, entered: Callable[[str], None]
+        self, track: TrackState, point: Point, lane: str | None, t: float, entered: Callable[[str], None]
     ) -> TrackMemory:
-        """Update the track's memory with this frame; `entered(lane)` when it changed lanes."""
+        """Update the track's memory with this frame (`point`: where its lane is judged);
+        `entered(lane)` when it changed lanes."""
         foot = track.box.foot
         memory = self._tracks.get(track.track_id)
         if memory is None:
             memory = self._tracks[track.track_id] = self._handed_over(foot, t)
+        memory.last_point, memory.point = memory.point, point
         if track.hits != memory.hits:
-            memory.hits, memory.last_hit = track.hits, t
+            memory.hits, memory.last_hit, memory.matched_at = track.hits, t, foot
         memory.velocity = track.velocity
         if memory.history:
             memory.before = (memory.history[-1][1], memory.height)
         memory.height = track.box.y2 - track.box.y1
+        memory.box = (track.box.x1, track.box.y1, track.box.x2, track.box.y2)
         memory.last_seen = t
         memory.history.append((t, foot))
         if memory.origin is None:
             memory.origin = foot
-        memory.moved = memory.moved or math.dist(memory.origin, foot) >= self.config.stopped_min_travel_px
+        memory.moved = memory.moved or self._arrived_moving(memory, track, t)
         while len(memory.history) > 2 and memory.history[1][0] <= t - self.config.stopped_probe_s:
             memory.history.popleft()
         if lane != memory.lane:
@@ -67,22 +93,49 @@ class TrackBook:
                 entered(lane)
         return memory
 
+    def _arrived_moving(self, memory: TrackMemory, track: TrackState, t: float) -> bool:
+        """Seen driving: at driving speed for `stopped_arrival_s` and away from where it was
+        first seen. A ghost or a parked car never is; a blob that merged with a passing car
+        for a moment jumps, but does not keep moving."""
+        if math.hypot(*track.velocity) < self.config.wrong_way_min_speed_px_s:
+            memory.moving_since = None
+            return False
+        if memory.moving_since is None:
+            memory.moving_since = t
+        assert memory.origin is not None
+        return (
+            t - memory.moving_since >= self.config.stopped_arrival_s
+            and math.dist(memory.origin, track.box.foot) >= self.config.stopped_min_travel_px
+        )
+
     def _handed_over(self, foot: Point, t: float) -> TrackMemory:
         """Memory for a new track. When a track was just lost where this one appears (an
         occlusion made the tracker start afresh), the vehicle is the same: it keeps having
         arrived moving, which the stopped rule requires."""
         near = [
             m
-            for m in self._tracks.values()
-            if m.history and math.dist(m.history[-1][1], foot) <= 2 * self.config.stopped_spot_px
+            for tid, m in self._tracks.items()
+            if tid not in self._present
+            and m.matched_at is not None
+            # where it was last seen, not where the tracker guessed it went since: a vehicle
+            # lost while it braked to a halt is found again short of the guess
+            and math.dist(m.matched_at, foot) <= 2 * self.config.stopped_spot_px
         ]
-        memory = TrackMemory(moved=any(m.moved for m in near))
+        if near:
+            memory = TrackMemory(moved=any(m.moved for m in near))
+        else:
+            # no track was lost here: split off a merged blob that was moving (two vehicles
+            # side by side that part) or new to the picture. A ghost never splits off moving:
+            # it was a still track of its own, lost right here, so it counts as `near`.
+            # (The blob's foot, and so its lane, is the nearer vehicle's: any lane will do.)
+            memory = TrackMemory(moved=any(_inside(foot, box) for _, box in self._moving_boxes))
         heir = self._fragment_of(foot, t)
         if heir is not None:
             # the tracker split one vehicle's path in two (a merge with a neighbour): carry on
             # judging the same drive, and do not report it twice
             memory.lane, memory.against = heir.lane, heir.against
             memory.reported = set(heir.reported)
+            memory.counted = set(heir.counted)
         return memory
 
     def _fragment_of(self, foot: Point, t: float) -> TrackMemory | None:
@@ -102,3 +155,8 @@ class TrackBook:
         stale = [tid for tid, m in self._tracks.items() if t - m.last_seen > self.config.forget_after_s]
         for tid in stale:
             del self._tracks[tid]
+
+
+def _inside(point: Point, box: tuple[float, float, float, float], slack: float = 4.0) -> bool:
+    x1, y1, x2, y2 = box
+    return x1 - slack <= point[0] <= x2 + slack and y1 - slack <= point[1] <= y2 + slack

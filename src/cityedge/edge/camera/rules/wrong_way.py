@@ -1,4 +1,8 @@
-"""Wrong way: a track that keeps travelling against its lane's direction, far and long enough."""
+"""Wrong way: a track that keeps travelling against its lane's direction, far and long enough.
+
+One incident per offending vehicle (a track, and the fragments it hands over to), with a
+per-lane storm limit so a lane full of reversed traffic cannot flood the uplink.
+"""
 
 from __future__ import annotations
 
@@ -40,15 +44,16 @@ class WrongWayRule:
         t0, p0 = self._start(memory, foot, height)
         dx, dy = foot[0] - p0[0], foot[1] - p0[1]
         travel = math.hypot(dx, dy)
-        if (
-            t - t0 < self.config.wrong_way_min_s
-            or travel < self.config.wrong_way_min_travel_px
-            or not self._against(direction, (dx, dy))
-            or not state.cooled("wrong_way", t, self.config.wrong_way_cooldown_s)
-        ):
+        cfg = self.config
+        need = min(cfg.wrong_way_min_travel_px, cfg.wrong_way_min_travel_boxes * height)
+        if t - t0 < cfg.wrong_way_min_s or travel < need or not self._against(direction, (dx, dy)):
             return None
-        memory.reported.add("wrong_way")
-        state.last_incident["wrong_way"] = t
+        memory.reported.add("wrong_way")  # one incident per vehicle, reported or held back
+        if not state.storm_allows(t, cfg.wrong_way_storm_max, cfg.wrong_way_storm_window_s):
+            state.held_back += 1
+            return None
+        state.wrong_way_at.append(t)
+        held, state.held_back = state.held_back, 0
         cos = (dx * direction[0] + dy * direction[1]) / travel
         return Incident(
             type="wrong_way",
@@ -58,7 +63,7 @@ class WrongWayRule:
             detected_at=t,
             position=foot,
             track_id=track.track_id,
-            details={"travel_px": round(travel, 1), "cos": round(cos, 3)},
+            details={"travel_px": round(travel, 1), "cos": round(cos, 3), "held_back": held},
         )
 
     @staticmethod

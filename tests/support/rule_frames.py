@@ -1,0 +1,52 @@
+"""Frames of tracks for the rule tests: three lanes on a 1000 x 400 frame, vehicles as
+functions of time (10 fps)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cityedge.edge.camera.zones import CameraZones, Lane
+from cityedge.protocol.vision import Box, TrackState
+
+__all__ = ["FPS", "T0", "ZONES", "Vehicle", "drives", "ghost", "stops", "track"]
+
+T0 = 1_767_225_600.0  # a minute boundary
+FPS = 10
+ZONES = CameraZones(
+    camera="cam",
+    frame_size=(1000, 400),
+    lanes=[
+        Lane(name="east", polygon=[(0, 100), (1000, 100), (1000, 200), (0, 200)], direction=(1, 0)),
+        Lane(name="west", polygon=[(0, 200), (1000, 200), (1000, 300), (0, 300)], direction=(-1, 0)),
+        Lane(name="lot", polygon=[(0, 300), (1000, 300), (1000, 400), (0, 400)]),
+    ],
+)
+
+# a vehicle: (track id, foot x, foot y, velocity x[, hits, width, height]) at time t (seconds
+# from T0), or None when unseen
+Vehicle = Callable[[float], tuple[float, ...] | None]
+
+
+def track(
+    tid: int, x: float, y: float, vx: float, hits: int = 10, w: float = 60, h: float = 30
+) -> TrackState:
+    return TrackState(tid, "motion", Box(x - w / 2, y - h, x + w / 2, y), (vx, 0.0), T0, hits)
+
+
+def drives(tid: int, y: float, x0: float, vx: float, until: float = 1e9) -> Vehicle:
+    return lambda t: (tid, x0 + vx * t, y, vx) if t < until else None
+
+
+def stops(tid: int, y: float, x0: float, vx: float, at: float, leaves: float = 1e9) -> Vehicle:
+    def where(t: float) -> tuple[int, float, float, float]:
+        if t < at:
+            return (tid, x0 + vx * t, y, vx)
+        if t < leaves:
+            return (tid, x0 + vx * at, y, 0.0)
+        return (tid, x0 + vx * (at + t - leaves), y, vx)
+
+    return where
+
+
+def ghost(tid: int, y: float, x: float) -> Vehicle:
+    return lambda t: (tid, x, y, 0.0)
