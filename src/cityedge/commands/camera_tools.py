@@ -65,8 +65,8 @@ def _print_replay(report: ReplayReport) -> None:
         f"max {report.frame_ms_max} ms (decode p50 {report.decode_ms_p50} ms)"
     )
     typer.echo(f"{report.vehicles} vehicles counted, {report.tracks} tracks confirmed")
-    rows = [{"lane": lane, "vehicles": n} for lane, n in report.counts.items()]
-    print_rows("counts", ["lane", "vehicles"], rows, as_json=False)
+    rows = [{"counted at": key, "vehicles": n} for key, n in report.counts.items()]
+    print_rows("counts", ["counted at", "vehicles"], rows, as_json=False)
     incidents = [
         {"at (s)": round(i.detected_at, 2), "type": i.type, "lane": i.lane, "track": i.track_id}
         for i in report.incidents

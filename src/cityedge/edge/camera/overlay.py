@@ -80,12 +80,24 @@ def draw_zones(image: Image, zones: CameraZones, *, fill: float = 0.3) -> None:
 
 
 def draw_lines(image: Image, lines: Iterable[tuple[str, Sequence[tuple[float, float]]]]) -> None:
-    """Count lines: a thick yellow polyline with its name at the first point."""
+    """Count lines: a thick yellow line with its name, and an arrow from its middle to the side
+    a `forward` crossing goes to (the right-hand side walking from its first point to its last)."""
     s = _scale(image)
     for name, points in lines:
         pts = np.round(np.asarray(points)).astype(np.int32)
         cv2.polylines(image, [pts], False, _LINE_COLOUR, max(2, round(3 * s)), cv2.LINE_AA)
-        _label(image, name, (float(points[0][0]), float(points[0][1]) - 12 * s), _LINE_COLOUR)
+        (x1, y1), (x2, y2) = points[0], points[-1]
+        length = math.hypot(x2 - x1, y2 - y1) or 1.0
+        mid = ((x1 + x2) / 2, (y1 + y2) / 2)
+        normal = (-(y2 - y1) / length, (x2 - x1) / length)  # right-hand side, y down
+        tip = (mid[0] + normal[0] * 30 * s, mid[1] + normal[1] * 30 * s)
+        cv2.arrowedLine(
+            image, _pt(mid), _pt(tip), _LINE_COLOUR, max(2, round(2 * s)), cv2.LINE_AA, tipLength=0.4
+        )
+        text = f"{name} forward"
+        (tw, th), _ = cv2.getTextSize(text, _FONT, 0.45 * s, max(1, round(s)))
+        reach = abs(normal[0]) * (tw / 2 + 6) + abs(normal[1]) * (th / 2 + 6)  # clear of the arrow
+        _label(image, text, (tip[0] + normal[0] * reach, tip[1] + normal[1] * reach), _LINE_COLOUR)
 
 
 def draw_grid(image: Image, step: int | None = None) -> None:

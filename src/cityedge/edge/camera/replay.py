@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
@@ -27,11 +27,11 @@ from numpy.typing import NDArray
 from prometheus_client import CollectorRegistry
 
 from cityedge.edge.camera.config import CameraConfig
-from cityedge.edge.camera.overlay import draw_incidents, draw_tracks, draw_zones
+from cityedge.edge.camera.overlay import draw_incidents, draw_lines, draw_tracks, draw_zones
 from cityedge.edge.camera.perception import Perception
 from cityedge.edge.camera.pipeline import CameraMetrics, CameraWorker
 from cityedge.edge.camera.sources import Frame
-from cityedge.edge.camera.zones import frame_size_note
+from cityedge.edge.camera.zones import Lane, frame_size_note
 from cityedge.protocol.errors import ConfigError
 from cityedge.protocol.vision import CongestionChange, Decision, FrameTracks, Incident, LaneCount
 
@@ -59,7 +59,8 @@ class ReplayReport:
     frame_ms_max: float | None
     decode_ms_p50: float | None
     tracks: int  # tracks confirmed long enough for the rules to look at them
-    counts: dict[str, int]  # lane -> vehicles counted over the clip
+    counts: dict[str, int]  # lane, or lane/line/direction at count lines -> vehicles over the clip
+    vehicles: int  # per lane its busiest count line (a vehicle crossing two lines is one), summed
     incidents: list[Incident] = field(default_factory=list)
     congestion: list[CongestionChange] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
@@ -67,13 +68,8 @@ class ReplayReport:
     warnings: list[str] = field(default_factory=list)
     annotated: str | None = None
 
-    @property
-    def vehicles(self) -> int:
-        return sum(self.counts.values())
-
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = msgspec.to_builtins(self)
-        data["vehicles"] = self.vehicles
         return data
 
 
@@ -203,9 +199,7 @@ class _Run:
         ).counts
 
     def report(self, video: Path, records: _Records, tracks: int, annotated: Path | None) -> ReplayReport:
-        counts: dict[str, int] = {lane.name: 0 for lane in self.worker.config.zones.lanes}
-        for c in records.counts:
-            counts[c.lane] = counts.get(c.lane, 0) + c.count
+        counts, vehicles = _tally(self.worker.config.zones.lanes, records.counts)
         return ReplayReport(
             camera=self.worker.camera,
             video=str(video),
@@ -222,6 +216,7 @@ class _Run:
             decode_ms_p50=_percentile(self.decode_ms, 50),
             tracks=tracks,
             counts=counts,
+            vehicles=vehicles,
             incidents=records.incidents,
             congestion=records.congestion,
             decisions=records.decisions,
@@ -229,6 +224,22 @@ class _Run:
             warnings=self.warnings,
             annotated=str(annotated) if annotated is not None else None,
         )
+
+
+def _tally(lanes: Sequence[Lane], rows: Sequence[LaneCount]) -> tuple[dict[str, int], int]:
+    """Counts over the clip per lane (lane entries) or, at count lines, per lane, line and
+    direction; and the vehicles: per lane, its busiest line's crossings either way."""
+    counts: dict[str, int] = {}
+    per_line: dict[str, dict[str, int]] = {lane.name: {} for lane in lanes}
+    for row in rows:
+        key = row.lane if row.line is None else f"{row.lane}/{row.line}/{row.direction}"
+        counts[key] = counts.get(key, 0) + row.count
+        lines = per_line.setdefault(row.lane, {})
+        lines[row.line or ""] = lines.get(row.line or "", 0) + row.count
+    for lane in lanes:
+        if not per_line[lane.name]:
+            counts.setdefault(lane.name, 0)
+    return counts, sum(max(lines.values(), default=0) for lines in per_line.values())
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -310,6 +321,7 @@ class _Annotator:
             self._start(image)
         canvas = np.ascontiguousarray(image[: self.stream.height, : self.stream.width])
         draw_zones(canvas, worker.rules.zones, fill=0.2)
+        draw_lines(canvas, [(line.name, line.points) for line in worker.rules.zones.count_lines])
         if tracks is not None:
             draw_tracks(canvas, tracks.tracks, min_hits=worker.rules.config.min_hits)
         draw_incidents(canvas, [i for i in incidents if 0 <= t - i.detected_at <= _BANNER_S])

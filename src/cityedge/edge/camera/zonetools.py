@@ -128,24 +128,8 @@ def _stream_size(camera: CameraConfig, probe: bool) -> tuple[tuple[int, int] | N
 
 
 def count_lines(zones: CameraZones) -> list[tuple[str, Sequence[tuple[float, float]]]]:
-    """The zones' count lines as (name, points), when the zones have any (on the zones or on
-    their lanes; a line has `points`, or `start` and `end`)."""
-    found = [_line(getattr(line, "name", f"line {k + 1}"), line) for k, line in enumerate(_lines_of(zones))]
-    for lane in zones.lanes:
-        found += [
-            _line(f"{lane.name}: {getattr(line, 'name', k + 1)}", line)
-            for k, line in enumerate(_lines_of(lane))
-        ]
-    return [line for line in found if line is not None]
-
-
-def _lines_of(owner: object) -> list[Any]:
-    return list(getattr(owner, "count_lines", None) or [])
-
-
-def _line(name: object, line: Any) -> tuple[str, Sequence[tuple[float, float]]] | None:
-    points = getattr(line, "points", None) or [getattr(line, "start", None), getattr(line, "end", None)]
-    return (str(name), points) if len(points) >= 2 and all(p is not None for p in points) else None
+    """The zones' count lines as (label, points): the line's name, and its lane if it has one."""
+    return [(line.name + (f" ({line.lane})" if line.lane else ""), line.points) for line in zones.count_lines]
 
 
 def preview(zones: CameraZones, out: Path, background: NDArray[np.uint8] | None = None) -> None:
