@@ -15,8 +15,10 @@ from cityedge.edge.config import EdgeConfig
 from cityedge.edge.outbox import Outbox
 from cityedge.protocol.codec import decode_envelope
 from cityedge.sim.brokers import MosquittoProcess, free_port
-from cityedge.sim.scene import Injected, Scenario, scene_zones, write_video
+from cityedge.sim.scene import scene_zones, write_video
 from cityedge.transport import make_client
+
+from ..support.scenes import stopped_vehicle_road
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.slow]
 
@@ -24,15 +26,7 @@ pytestmark = [pytest.mark.mosquitto, pytest.mark.slow]
 def test_a_stopped_vehicle_on_camera_becomes_a_local_decision_and_outbox_records(
     tmp_path: Path, plain_broker: MosquittoProcess
 ) -> None:
-    scenario = Scenario(
-        name="agent-e2e",
-        seed=5,
-        seconds=14.0,
-        size=(480, 270),
-        arrivals_per_lane_s=0.05,
-        incidents=(Injected("stopped_vehicle", "east_1", 1.0, duration=30.0),),
-        camera="cam-1",
-    )
+    scenario = stopped_vehicle_road("agent-e2e", 14.0)
     video = tmp_path / "cam-1.mp4"
     write_video(scenario, video, size=scenario.size, fps=10.0)
     camera = {

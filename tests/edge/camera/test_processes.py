@@ -22,7 +22,9 @@ from cityedge.edge.config import EdgeConfig
 from cityedge.edge.outbox import Outbox
 from cityedge.protocol.codec import decode_envelope
 from cityedge.sim.brokers import free_port
-from cityedge.sim.scene import Injected, Scenario, scene_zones, write_video
+from cityedge.sim.scene import scene_zones, write_video
+
+from ...support.scenes import stopped_vehicle_road
 
 pytestmark = pytest.mark.slow
 
@@ -30,15 +32,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     """A small road with a vehicle that stops (an incident and a decision), 12 s at 10 fps."""
-    scenario = Scenario(
-        name="workers",
-        seed=5,
-        seconds=12.0,
-        size=(480, 270),
-        arrivals_per_lane_s=0.05,
-        incidents=(Injected("stopped_vehicle", "east_1", 1.0, duration=30.0),),
-        camera="cam-1",
-    )
+    scenario = stopped_vehicle_road("workers", 12.0)
     video = tmp_path_factory.mktemp("clip") / "road.mp4"
     write_video(scenario, video, size=scenario.size, fps=10.0)
     return video, scene_zones(scenario).model_dump(mode="json")
