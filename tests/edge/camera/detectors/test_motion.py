@@ -156,3 +156,37 @@ def test_a_vehicle_that_arrives_and_stands_is_no_ghost() -> None:
         detector.detect(with_car(road(600 + k), x))
     standing = [detector.detect(with_car(road(700 + k), 300)) for k in range(100)]
     assert all(len(found) == 1 for found in standing)
+
+
+def _reference_tone_curve(
+    background: NDArray[np.float32], grey: NDArray[np.uint8]
+) -> tuple[list[float], ...]:
+    """The per-band medians computed the plain way (np.median of each band)."""
+    bg = background[::4, ::4].ravel()
+    seen = grey[::4, ::4].ravel().astype(np.float32)
+    band = np.minimum(bg // 16, 15).astype(np.intp)
+    levels, values = [], []
+    for k in np.unique(band):
+        chosen = band == k
+        if np.count_nonzero(chosen) >= 12:
+            levels.append(float(np.median(bg[chosen])))
+            values.append(float(np.median(seen[chosen])))
+    return levels, list(np.maximum.accumulate(values))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_tone_curve_is_the_median_of_each_background_band(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    height, width = int(rng.integers(20, 200)), int(rng.integers(20, 320))
+    background = (rng.random((height, width)) * rng.uniform(20, 300)).astype(np.float32)
+    if seed % 2:
+        background = np.round(background)  # whole levels: many ties inside a band
+    grey = np.clip(background * rng.uniform(0.5, 1.5) + rng.normal(0, 9, background.shape), 0, 255)
+    detector = MotionDetector()
+    detector._background = background
+    expected = _reference_tone_curve(background, grey.astype(np.uint8))
+    curve = detector._tone_curve(grey.astype(np.uint8))
+    if len(expected[0]) < 2 or max(abs(v - lv) for lv, v in zip(*expected, strict=True)) < 2.0:
+        assert curve is None
+    else:
+        assert curve is not None and (curve[0], [float(v) for v in curve[1]]) == expected

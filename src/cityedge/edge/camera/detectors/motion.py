@@ -133,12 +133,17 @@ class MotionDetector:
         bg = self._background[::4, ::4].ravel()
         seen = grey[::4, ::4].ravel().astype(np.float32)
         band = np.minimum(bg // 16, 15).astype(np.intp)
-        levels, values = [], []
-        for k in np.unique(band):
-            chosen = band == k
-            if np.count_nonzero(chosen) >= 12:
-                levels.append(float(np.median(bg[chosen])))
-                values.append(float(np.median(seen[chosen])))
+        sizes = np.bincount(band, minlength=16)
+        # Medians per band from two sorts instead of two np.median calls per band: a band is a
+        # range of background levels, so sorting the levels groups them by band; the frame's
+        # values (whole numbers 0-255) sort within their band keyed by band * 256.
+        by_level = np.sort(bg)
+        offsets = np.repeat(np.arange(16, dtype=np.float32) * 256, sizes)
+        by_band = np.sort(band * np.float32(256) + seen) - offsets
+        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))[sizes >= 12]
+        counts = sizes[sizes >= 12]
+        levels = [float(v) for v in _middle(by_level, starts, counts)]
+        values = [float(v) for v in _middle(by_band, starts, counts)]
         if len(levels) < 2 or max(abs(v - lv) for lv, v in zip(levels, values, strict=True)) < 2.0:
             return None
         return levels, list(np.maximum.accumulate(values))  # a tone curve never decreases
@@ -309,3 +314,11 @@ def _create(options: dict[str, Any]) -> MotionDetector:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"detector 'motion' options: {problems}") from None
+
+
+def _middle(ordered: NDArray[np.float32], starts: NDArray[Any], counts: NDArray[Any]) -> NDArray[np.float32]:
+    """The median of each run `ordered[start:start + count]` (already sorted), as np.median
+    gives it: the middle value, or the float32 mean of the middle two."""
+    low = ordered[starts + (counts - 1) // 2]
+    high = ordered[starts + counts // 2]
+    return np.asarray((low + high) / 2, dtype=np.float32)
