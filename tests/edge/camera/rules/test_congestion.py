@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from cityedge.edge.camera.rules import RuleConfig
-from cityedge.edge.camera.rules.congestion import TRANSITIONS, CongestionWatch, Phase, Signal, TransitionError
+from cityedge.edge.camera.rules.congestion import TRANSITIONS, CongestionWatch, Phase, Signal
+from cityedge.protocol.errors import TransitionError
 
 CFG = RuleConfig(
     congestion_window_s=1.0, congestion_after_s=3.0, congestion_grace_s=1.0, congestion_clear_s=2.0

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from cityedge.edge.camera.rules.config import RuleConfig
+from cityedge.protocol.errors import TransitionError
 
-__all__ = ["TRANSITIONS", "CongestionWatch", "Phase", "Signal", "TransitionError", "Turn", "Window"]
+__all__ = ["TRANSITIONS", "CongestionWatch", "Phase", "Signal", "Turn", "Window"]
 
 
 class Phase(Enum):
@@ -44,10 +45,6 @@ TRANSITIONS: dict[tuple[Phase, Signal], Phase] = {
     (Phase.CLEARING, Signal.FREED): Phase.CLEARING,
     (Phase.CLEARING, Signal.HELD): Phase.FREE,
 }
-
-
-class TransitionError(RuntimeError):
-    """A (phase, signal) pair the table does not have: a bug in the rules, never an input."""
 
 
 @dataclass(frozen=True)
