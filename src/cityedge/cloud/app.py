@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from cityedge.cloud.clock import utcnow
 from cityedge.cloud.config import ControlPlaneConfig
 from cityedge.cloud.registry import Registry
 from cityedge.cloud.registry.broker import DynsecEndpoint, DynsecRevoker, pid_file_reload
@@ -37,10 +38,6 @@ __all__ = ["ControlPlane", "read_operator_tokens"]
 log = logging.getLogger(__name__)
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class ControlPlane:
     """The control plane's parts, built once. `close()` releases the database."""
@@ -49,10 +46,10 @@ class ControlPlane:
     engine: Engine
     registry: Registry
     revoker: DynsecRevoker | None
-    clock: Callable[[], datetime] = field(default=_utcnow)
+    clock: Callable[[], datetime] = field(default=utcnow)
 
     @classmethod
-    def build(cls, config: ControlPlaneConfig, *, clock: Callable[[], datetime] = _utcnow) -> ControlPlane:
+    def build(cls, config: ControlPlaneConfig, *, clock: Callable[[], datetime] = utcnow) -> ControlPlane:
         engine = make_engine(config.database)
         upgrade(engine)
         revoker = _revoker(config)

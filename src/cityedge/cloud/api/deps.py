@@ -11,21 +11,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from fastapi import Header, Request
 from prometheus_client import CollectorRegistry
 
 from cityedge.cloud.auth.http import require
 from cityedge.cloud.auth.service import AuthService
+from cityedge.cloud.clock import utcnow
 from cityedge.cloud.registry import Registry
 from cityedge.cloud.store.auth import AuthStore
 
 __all__ = ["ApiDeps", "auth_service", "client_certificate", "deps_of", "permitted"]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _hash(token: str) -> str:
@@ -36,7 +33,7 @@ def _hash(token: str) -> str:
 class ApiDeps:
     registry: Registry
     operator_token_hashes: frozenset[str] = field(default_factory=frozenset)
-    clock: Callable[[], datetime] = _utcnow
+    clock: Callable[[], datetime] = utcnow
     auth: AuthService | None = None
     # Served at /metrics; every router's collectors register here.
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request, status
 
 from cityedge.cloud.auth.service import AuthService
+from cityedge.cloud.clock import utcnow
 from cityedge.cloud.store.releases import RolloutStore
 
 __all__ = ["OtaState", "attach_ota", "ota_of"]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -28,7 +25,7 @@ class OtaState:
     repo_dir: Path
     auth: AuthService
     rollouts: RolloutStore | None = None
-    clock: Callable[[], datetime] = _utcnow
+    clock: Callable[[], datetime] = utcnow
 
 
 def attach_ota(app: FastAPI, state: OtaState) -> FastAPI:

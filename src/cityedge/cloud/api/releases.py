@@ -23,6 +23,14 @@ router = APIRouter(prefix="/api/v1/releases", tags=["releases"])
 MAX_BUNDLE_BYTES = 2 * 1024**3
 
 
+def _refuse_offline_channel(channel: str) -> None:
+    # The API holds only the online keys; stable is signed by the release managers' offline keys.
+    if channel == "stable":
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "stable needs release-manager keys: use `cityedge release promote`"
+        )
+
+
 @router.get("")
 def list_releases(
     _: Principal = Depends(require("releases.read")), ota: OtaState = Depends(ota_of)
@@ -37,10 +45,7 @@ async def publish_bundle(
     who: Principal = Depends(require("releases.publish")),
     ota: OtaState = Depends(ota_of),
 ) -> dict[str, Any]:
-    if channel == "stable":
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, "stable needs release-manager keys: use `cityedge release promote`"
-        )
+    _refuse_offline_channel(channel)
     body = await request.body()
     if len(body) > MAX_BUNDLE_BYTES:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "bundle too large")
@@ -68,10 +73,7 @@ def promote_release(
     who: Principal = Depends(require("releases.promote")),
     ota: OtaState = Depends(ota_of),
 ) -> dict[str, Any]:
-    if to == "stable":
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, "stable needs release-manager keys: use `cityedge release promote`"
-        )
+    _refuse_offline_channel(to)
     try:
         repo = ReleaseRepository.online(ota.repo_dir, ota.clock())
         with repo.locked():

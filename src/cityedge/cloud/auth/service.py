@@ -8,11 +8,12 @@ import hmac
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cityedge.cloud.auth.audit import AuditEntry, verify_chain
 from cityedge.cloud.auth.roles import allowed, check_role
+from cityedge.cloud.clock import utcnow
 from cityedge.cloud.store.auth import AuthStore
 from cityedge.protocol.errors import AuthError, ConfigError
 
@@ -21,10 +22,6 @@ __all__ = ["AuthService", "Principal", "hash_token"]
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -41,7 +38,7 @@ class AuthService:
     def __init__(
         self,
         store: AuthStore,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         legacy_tokens: Iterable[str] = (),
     ) -> None:
         self.store = store

@@ -8,13 +8,15 @@ from datetime import datetime
 from typing import Any
 
 from cityedge.cloud.fleet.alerts import Thresholds
-from cityedge.protocol.doctor import Finding, Verdict
+from cityedge.protocol.doctor import Finding, Limits, graded, judged
 from cityedge.protocol.errors import CityEdgeError
 from cityedge.protocol.health import Heartbeat, decode_heartbeat
 
 __all__ = ["cloud_doctor"]
 
 ON_NODE = "run `cityedge doctor --config node.yaml` on the node for the link, disk and camera steps"
+# The link and clock steps judge by the node doctor's own limits, so both doctors agree.
+NODE_LIMITS = Limits()
 
 
 def cloud_doctor(
@@ -50,13 +52,11 @@ def _beat(body: dict[str, Any] | None) -> Heartbeat | None:
 def _status(row: Any, now: datetime) -> Finding:
     seen = f"last heartbeat {(now - row.last_seen).total_seconds():.0f} s ago" if row.last_seen else "never"
     detail = f"{row.status} since {row.since:%Y-%m-%d %H:%M:%S} UTC ({row.reason}); {seen}"
-    if row.status == "online":
-        return Finding(check="status", verdict="ok", detail=detail)
-    return Finding(
-        check="status",
-        verdict="fail" if row.status == "offline" else "warn",
-        detail=detail,
-        fix="check the node's power and PoE, link lights and switch port, a DHCP or gateway change; "
+    return judged(
+        "status",
+        "ok" if row.status == "online" else "fail" if row.status == "offline" else "warn",
+        detail,
+        "check the node's power and PoE, link lights and switch port, a DHCP or gateway change; "
         "then the agent's log (`journalctl -u cityedge-agent -n 200`) and " + ON_NODE,
     )
 
@@ -132,14 +132,13 @@ def _link(beat: Heartbeat) -> Finding:
     detail = (
         f"median {link.rtt_ms:.0f} ms, p95 {p95:.0f} ms, jitter {jitter:.0f} ms, {link.reconnects} reconnects"
     )
-    if link.rtt_ms > 250 or (link.jitter_ms or 0) > 50:
-        return Finding(
-            check="rtt",
-            verdict="warn",
-            detail=detail,
-            fix="measure with ping and mtr from the node; nearer region, APN QoS, fallback link",
-        )
-    return Finding(check="rtt", verdict="ok", detail=detail)
+    slow = link.rtt_ms > NODE_LIMITS.rtt_warn_ms or (link.jitter_ms or 0) > NODE_LIMITS.jitter_warn_ms
+    return judged(
+        "rtt",
+        "warn" if slow else "ok",
+        detail,
+        "measure with ping and mtr from the node; nearer region, APN QoS, fallback link",
+    )
 
 
 def _backlog(beat: Heartbeat, t: Thresholds) -> Finding:
@@ -149,14 +148,13 @@ def _backlog(beat: Heartbeat, t: Thresholds) -> Finding:
         "waiting, "
         f"{waiting} waiting for the store, {beat.dropped} dropped"
     )
-    if beat.dropped or beat.oldest_backlog_s > t.backlog_s:
-        return Finding(
-            check="outbox",
-            verdict="warn",
-            detail=detail,
-            fix="the node cannot drain: check its link and ingest; drops are counted by stream and reason",
-        )
-    return Finding(check="outbox", verdict="ok", detail=detail)
+    waits = bool(beat.dropped) or beat.oldest_backlog_s > t.backlog_s
+    return judged(
+        "outbox",
+        "warn" if waits else "ok",
+        detail,
+        "the node cannot drain: check its link and ingest; drops are counted by stream and reason",
+    )
 
 
 def _disk(beat: Heartbeat, t: Thresholds) -> Finding:
@@ -166,21 +164,19 @@ def _disk(beat: Heartbeat, t: Thresholds) -> Finding:
             check="disk", verdict="unknown", detail="the heartbeat carries no disk figures", fix=ON_NODE
         )
     detail = f"{ratio:.0%} free ({(beat.disk_free_bytes or 0) / 2**30:.1f} GiB)"
-    if ratio < t.disk_free_ratio:
-        return Finding(
-            check="disk", verdict="warn", detail=detail, fix="free space or shorten retention on the node"
-        )
-    return Finding(check="disk", verdict="ok", detail=detail)
+    low = ratio < t.disk_free_ratio
+    return judged("disk", "warn" if low else "ok", detail, "free space or shorten retention on the node")
 
 
 def _clock(row: Any) -> Finding:
     if row.heartbeat_ts is None or row.last_seen is None:
         return Finding(check="clock", verdict="unknown", detail="no heartbeat timing", fix=ON_NODE)
     ahead = (row.heartbeat_ts - row.last_seen).total_seconds()
-    if ahead > 2:
+    verdict = graded(ahead, NODE_LIMITS.skew_warn_s, NODE_LIMITS.skew_fail_s)
+    if verdict != "ok":
         return Finding(
             check="clock",
-            verdict="fail" if ahead > 30 else "warn",
+            verdict=verdict,
             detail=(
                 f"the node's clock is at least {ahead:.1f} s ahead (its heartbeat is dated after it arrived)"
             ),
@@ -195,13 +191,12 @@ def _cameras(beat: Heartbeat, t: Thresholds) -> list[Finding]:
         detail = f"{cam.fps:.1f} fps (target {cam.fps_target}), p95 {cam.p95_ms} ms, source {cam.source}"
         slow = cam.fps_target is not None and cam.fps < t.fps_ratio * cam.fps_target
         late = cam.p95_ms is not None and cam.p95_ms > t.latency_slo_ms
-        verdict: Verdict = "warn" if slow or late else "ok"
         out.append(
-            Finding(
-                check=f"camera:{name}",
-                verdict=verdict,
-                detail=detail,
-                fix="check the camera's stream and the node's CPU; " + ON_NODE if verdict != "ok" else "",
+            judged(
+                f"camera:{name}",
+                "warn" if slow or late else "ok",
+                detail,
+                "check the camera's stream and the node's CPU; " + ON_NODE,
             )
         )
     return out

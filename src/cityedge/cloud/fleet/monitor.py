@@ -13,11 +13,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
 
+from cityedge.cloud.clock import utcnow
 from cityedge.cloud.fleet.alerts import Alert, AlertChange, Thresholds, diff, evaluate
 from cityedge.cloud.fleet.config import FleetSection
 from cityedge.cloud.fleet.status import FleetState, NodeHealth, Status, StatusRules, Transition, restored
@@ -30,10 +31,6 @@ __all__ = ["FleetMonitor", "StepResult"]
 log = logging.getLogger(__name__)
 CURSOR = "monitor.arrival"
 _beat_decoder = msgspec.json.Decoder(Heartbeat)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -67,7 +64,7 @@ class FleetMonitor:
         store: FleetStore,
         config: FleetSection | None = None,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         crl_stale: Callable[[datetime], bool | None] | None = None,
     ) -> None:
         self.store = store

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from cityedge.cloud.auth.audit import GENESIS, AuditEntry, canonical, entry_hash
-from cityedge.cloud.store.engine import READ_ONLY
+from cityedge.cloud.store.engine import reading
 from cityedge.cloud.store.schema import metadata
 from cityedge.protocol.errors import StoreError
 
@@ -89,13 +89,6 @@ class AuthStore:
         except SQLAlchemyError as exc:
             raise StoreError(f"{what} failed: {exc.__class__.__name__}: {exc}") from exc
 
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self.engine.connect() as plain:
-            conn = plain.execution_options(**{READ_ONLY: True})
-            with conn.begin():
-                yield conn
-
     def add_user(self, name: str, role: str, kind: str, now: datetime) -> None:
         try:
             with self.engine.begin() as conn:
@@ -108,12 +101,12 @@ class AuthStore:
             return conn.execute(update(users).where(users.c.name == name).values(role=role)).rowcount == 1
 
     def user(self, name: str) -> UserRow | None:
-        with self._read() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(select(users).where(users.c.name == name)).first()
         return UserRow(row.name, row.role, row.kind) if row else None
 
     def users(self) -> list[UserRow]:
-        with self._read() as conn:
+        with reading(self.engine) as conn:
             return [
                 UserRow(r.name, r.role, r.kind) for r in conn.execute(select(users).order_by(users.c.name))
             ]
@@ -133,7 +126,7 @@ class AuthStore:
             .join(api_tokens, api_tokens.c.user_name == users.c.name)
             .where(api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None))
         )
-        with self._read() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(query).first()
         return UserRow(row.name, row.role, row.kind) if row else None
 
@@ -159,5 +152,5 @@ class AuthStore:
         query = select(audit_log).where(audit_log.c.seq > after).order_by(audit_log.c.seq)
         if limit is not None:
             query = query.limit(limit)
-        with self._read() as conn:
+        with reading(self.engine) as conn:
             return [AuditEntry(**row) for row in conn.execute(query).mappings()]

@@ -6,18 +6,21 @@ write (two ingest replicas, or ingest and a migration) serialise instead of fail
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, overload
 
 import msgspec
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
 from cityedge.protocol.errors import ConfigError
 
-__all__ = ["READ_ONLY", "make_engine", "parse_url", "safe_url"]
+__all__ = ["READ_ONLY", "as_utc", "make_engine", "parse_url", "reading", "safe_url"]
 
 # Execution option for read-only work: SQLite then begins a deferred (shared) transaction.
 READ_ONLY: Final = "cityedge_read_only"
@@ -70,6 +73,26 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(parsed, **options)
     _sqlite_events(engine)
     return engine
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction: on SQLite a deferred BEGIN, so a reader never waits for the write lock."""
+    with engine.connect() as plain:
+        conn = plain.execution_options(**{READ_ONLY: True})
+        with conn.begin():
+            yield conn
+
+
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+def as_utc(value: datetime | None) -> datetime | None:
+    """A stored time in UTC: SQLite hands back naive datetimes (stored as UTC), PostgreSQL aware ones."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _sqlite_events(engine: Engine) -> None:

@@ -4,10 +4,9 @@ alert events, the monitor's cursor, and the record reads the fleet, API and dash
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 import msgspec
@@ -15,7 +14,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    Connection,
     DateTime,
     Engine,
     Float,
@@ -32,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
-from cityedge.cloud.store.engine import READ_ONLY
+from cityedge.cloud.store.engine import as_utc, reading
 from cityedge.cloud.store.schema import metadata
 from cityedge.cloud.store.schema import records as t_records
 from cityedge.cloud.store.sqlite_insert import sqlite_datetime
@@ -105,12 +103,6 @@ def _sqlite_node_upsert() -> str:
 
 def _json_or_none(text: str | None) -> Any:
     return None if text is None else msgspec.json.decode(text)
-
-
-def utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -188,7 +180,7 @@ _REC_COLS = (
 
 def _record(row: Any) -> RecordRow:
     m = row._mapping
-    return RecordRow(**{**m, "ts": utc(m["ts"]), "received_at": utc(m["received_at"])})
+    return RecordRow(**{**m, "ts": as_utc(m["ts"]), "received_at": as_utc(m["received_at"])})
 
 
 class FleetStore:
@@ -208,18 +200,18 @@ class FleetStore:
             .order_by(c.arrival)
             .limit(limit)
         )
-        with self._reading() as conn:
+        with reading(self.engine) as conn:
             return [
-                HealthRow(r[0], r[1], r[2], r[3], r[4], utc(r[5]), utc(r[6]), r[7])  # type: ignore[arg-type]
+                HealthRow(r[0], r[1], r[2], r[3], r[4], as_utc(r[5]), as_utc(r[6]), r[7])
                 for r in conn.execute(query)
             ]
 
     def last_arrival(self) -> int:
-        with self._reading() as conn:
+        with reading(self.engine) as conn:
             return int(conn.execute(select(func.coalesce(func.max(t_records.c.arrival), 0))).scalar_one())
 
     def cursor(self, key: str) -> int | None:
-        with self._reading() as conn:
+        with reading(self.engine) as conn:
             value = conn.execute(select(fleet_meta.c.value).where(fleet_meta.c.key == key)).scalar()
         return None if value is None else int(value)
 
@@ -265,15 +257,15 @@ class FleetStore:
         query = select(fleet_nodes).order_by(fleet_nodes.c.node)
         if node is not None:
             query = query.where(fleet_nodes.c.node == node)
-        with self._reading() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(query).mappings().all()
         return [
             NodeRow(
                 **{
                     **r,
-                    "since": utc(r["since"]),
-                    "last_seen": utc(r["last_seen"]),
-                    "heartbeat_ts": utc(r["heartbeat_ts"]),
+                    "since": as_utc(r["since"]),
+                    "last_seen": as_utc(r["last_seen"]),
+                    "heartbeat_ts": as_utc(r["heartbeat_ts"]),
                 }
             )
             for r in rows
@@ -285,24 +277,24 @@ class FleetStore:
         )
         if node is not None:
             query = query.where(fleet_transitions.c.node == node)
-        with self._reading() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(query.limit(limit)).mappings().all()
-        return [TransitionRow(**{**r, "at": utc(r["at"])}) for r in rows]
+        return [TransitionRow(**{**r, "at": as_utc(r["at"])}) for r in rows]
 
     def last_transition_id(self) -> int:
-        with self._reading() as conn:
+        with reading(self.engine) as conn:
             return int(conn.execute(select(func.coalesce(func.max(fleet_transitions.c.id), 0))).scalar_one())
 
     def alert_events(self, after: int = 0, node: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
         query = select(fleet_alerts).where(fleet_alerts.c.id > after).order_by(fleet_alerts.c.id)
         if node is not None:
             query = query.where(fleet_alerts.c.node == node)
-        with self._reading() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(query.limit(limit)).mappings().all()
-        return [{**r, "at": utc(r["at"]).isoformat()} for r in rows]  # type: ignore[union-attr]
+        return [{**r, "at": as_utc(r["at"]).isoformat()} for r in rows]
 
     def last_alert_id(self) -> int:
-        with self._reading() as conn:
+        with reading(self.engine) as conn:
             return int(conn.execute(select(func.coalesce(func.max(fleet_alerts.c.id), 0))).scalar_one())
 
     def firing_alerts(self) -> list[dict[str, Any]]:
@@ -343,13 +335,13 @@ class FleetStore:
             query = query.where(c.ts >= since)
         if until is not None:
             query = query.where(c.ts < until)
-        with self._reading() as conn:
+        with reading(self.engine) as conn:
             return [_record(r) for r in conn.execute(query.order_by(c.arrival).limit(limit))]
 
     def latest_events(self, limit: int = 50, stream: str = "events") -> list[RecordRow]:
         c = t_records.c
         query = select(*_REC_COLS).where(c.stream == stream).order_by(c.arrival.desc()).limit(limit)
-        with self._reading() as conn:
+        with reading(self.engine) as conn:
             return [_record(r) for r in conn.execute(query)][::-1]
 
     def node_records(self, node: str, stream: str, since: datetime, limit: int = 2000) -> list[RecordRow]:
@@ -361,12 +353,5 @@ class FleetStore:
             .order_by(c.arrival.desc())
             .limit(limit)
         )
-        with self._reading() as conn:
+        with reading(self.engine) as conn:
             return [_record(r) for r in conn.execute(query)][::-1]
-
-    @contextmanager
-    def _reading(self) -> Iterator[Connection]:
-        with self.engine.connect() as plain:
-            conn = plain.execution_options(**{READ_ONLY: True})
-            with conn.begin():
-                yield conn

@@ -14,14 +14,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 
 import msgspec
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
 from cityedge.cloud.store import pg_insert, sqlite_insert
-from cityedge.cloud.store.engine import READ_ONLY, make_engine, safe_url
+from cityedge.cloud.store.engine import as_utc, make_engine, reading, safe_url
 from cityedge.cloud.store.migrate import current_revision, upgrade
 from cityedge.cloud.store.rows import (
     IngestRecord,
@@ -46,11 +46,6 @@ class StoreUnavailableError(StoreError):
 
 class StoreRejectedError(StoreError):
     """The database refused this data (e.g. a value the backend cannot hold); do not retry."""
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes (stored as UTC); PostgreSQL aware ones.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class RecordStore:
@@ -88,7 +83,7 @@ class RecordStore:
         """Insert in one transaction; records whose id is already stored are counted, not stored."""
         if not records:
             return InsertResult(0, 0)
-        received = _utc(received_at)
+        received = as_utc(received_at)
         with self._translate(f"insert of {len(records)} records"), self._engine.begin() as conn:
             if self._dialect == "sqlite":
                 inserted = sqlite_insert.insert_records(conn, records, received)
@@ -117,17 +112,17 @@ class RecordStore:
             query = query.where(t_records.c.stream == stream)
         if limit is not None:
             query = query.limit(limit)
-        with self._translate("read of records"), self._reading() as conn:
+        with self._translate("read of records"), reading(self._engine) as conn:
             rows = conn.execute(query).mappings().all()
         return [
-            StoredRecord(**{**row, "ts": _utc(row["ts"]), "received_at": _utc(row["received_at"])})
+            StoredRecord(**{**row, "ts": as_utc(row["ts"]), "received_at": as_utc(row["received_at"])})
             for row in rows
         ]
 
     def counts(self) -> dict[str, int]:
         """Stored records per stream, plus "total"."""
         query = select(t_records.c.stream, func.count()).group_by(t_records.c.stream)
-        with self._translate("count of records"), self._reading() as conn:
+        with self._translate("count of records"), reading(self._engine) as conn:
             per_stream = {stream: int(n) for stream, n in conn.execute(query).all()}
         return {**dict(sorted(per_stream.items())), "total": sum(per_stream.values())}
 
@@ -135,7 +130,7 @@ class RecordStore:
         """Keep what could not be stored (raw, with its reason), in one transaction."""
         if not items:
             return
-        at = _utc(received_at)
+        at = as_utc(received_at)
         rows = [{**msgspec.structs.asdict(item), "size": len(item.raw), "received_at": at} for item in items]
         with self._translate(f"quarantine of {len(items)} items"), self._engine.begin() as conn:
             conn.execute(t_quarantine.insert(), rows)
@@ -151,24 +146,17 @@ class RecordStore:
             query = query.where(t_quarantine.c.node == node)
         if limit is not None:
             query = query.limit(limit)
-        with self._translate("read of the quarantine"), self._reading() as conn:
+        with self._translate("read of the quarantine"), reading(self._engine) as conn:
             rows = conn.execute(query).mappings().all()
         return [
-            StoredQuarantine(**{**row, "raw": bytes(row["raw"]), "received_at": _utc(row["received_at"])})
+            StoredQuarantine(**{**row, "raw": bytes(row["raw"]), "received_at": as_utc(row["received_at"])})
             for row in rows
         ]
 
     def quarantine_counts(self) -> dict[str, int]:
         query = select(t_quarantine.c.reason, func.count()).group_by(t_quarantine.c.reason)
-        with self._translate("count of the quarantine"), self._reading() as conn:
+        with self._translate("count of the quarantine"), reading(self._engine) as conn:
             return {reason: int(n) for reason, n in conn.execute(query).all()}
-
-    @contextmanager
-    def _reading(self) -> Iterator[Connection]:
-        with self._engine.connect() as plain:
-            conn = plain.execution_options(**{READ_ONLY: True})
-            with conn.begin():
-                yield conn
 
     @contextmanager
     def _translate(self, what: str) -> Iterator[None]:

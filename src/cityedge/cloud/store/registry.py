@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from cityedge.cloud.store.engine import READ_ONLY
+from cityedge.cloud.store.engine import reading
 from cityedge.cloud.store.schema import metadata
 from cityedge.protocol.errors import StoreError
 
@@ -146,20 +146,17 @@ class RegistryStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def _read(self) -> Any:
-        return self.engine.connect().execution_options(**{READ_ONLY: True})
-
     def devices(self) -> list[DeviceRecord]:
-        with self._read() as conn, conn.begin():
+        with reading(self.engine) as conn:
             return [_device(r) for r in conn.execute(select(devices).order_by(devices.c.device_id))]
 
     def device_by_serial(self, serial: str) -> DeviceRecord | None:
-        with self._read() as conn, conn.begin():
+        with reading(self.engine) as conn:
             row = conn.execute(select(devices).where(devices.c.serial == serial)).first()
         return _device(row) if row else None
 
     def device(self, device_id: str) -> DeviceRecord | None:
-        with self._read() as conn, conn.begin():
+        with reading(self.engine) as conn:
             row = conn.execute(select(devices).where(devices.c.device_id == device_id)).first()
         return _device(row) if row else None
 
@@ -186,7 +183,7 @@ class RegistryStore:
             )
 
     def token(self, token_hash: str) -> TokenRow | None:
-        with self._read() as conn, conn.begin():
+        with reading(self.engine) as conn:
             row = conn.execute(
                 select(enrollment_tokens).where(enrollment_tokens.c.token_hash == token_hash)
             ).first()
@@ -212,12 +209,12 @@ class RegistryStore:
         return result.rowcount == 1
 
     def certificate(self, serial: str) -> CertificateRow | None:
-        with self._read() as conn, conn.begin():
+        with reading(self.engine) as conn:
             row = conn.execute(select(certificates).where(certificates.c.serial == serial)).first()
         return _cert(row) if row else None
 
     def certificates(self) -> list[CertificateRow]:
-        with self._read() as conn, conn.begin():
+        with reading(self.engine) as conn:
             rows = conn.execute(select(certificates).order_by(certificates.c.not_after))
             return [_cert(r) for r in rows]
 
@@ -230,10 +227,10 @@ class RegistryStore:
         return serials
 
     def revoked(self) -> list[CertificateRow]:
-        with self._read() as conn, conn.begin():
+        with reading(self.engine) as conn:
             rows = conn.execute(select(certificates).where(certificates.c.revoked_at.is_not(None)))
             return [_cert(r) for r in rows]
 
     def count_devices(self) -> int:
-        with self._read() as conn, conn.begin():
+        with reading(self.engine) as conn:
             return int(conn.execute(select(func.count()).select_from(devices)).scalar_one())

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Column, DateTime, Engine, String, Table, Text, select, update
 
-from cityedge.cloud.store.engine import READ_ONLY
+from cityedge.cloud.store.engine import reading
 from cityedge.cloud.store.schema import metadata
 
 __all__ = ["RolloutStore", "rollouts"]
@@ -35,10 +35,10 @@ class RolloutStore:
                 conn.execute(rollouts.insert().values(id=rollout_id, created_at=now, **values))
 
     def load(self, rollout_id: str) -> str | None:
-        with self.engine.connect() as plain, plain.execution_options(**{READ_ONLY: True}).begin() as _:
-            row = plain.execute(select(rollouts.c.state).where(rollouts.c.id == rollout_id)).first()
+        with reading(self.engine) as conn:
+            row = conn.execute(select(rollouts.c.state).where(rollouts.c.id == rollout_id)).first()
         return row.state if row else None
 
     def all(self) -> list[str]:
-        with self.engine.connect() as plain, plain.execution_options(**{READ_ONLY: True}).begin() as _:
-            return [r.state for r in plain.execute(select(rollouts.c.state).order_by(rollouts.c.created_at))]
+        with reading(self.engine) as conn:
+            return [r.state for r in conn.execute(select(rollouts.c.state).order_by(rollouts.c.created_at))]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from cityedge.protocol.doctor import Finding
+from cityedge.protocol.doctor import Finding, Limits, graded, judged
 
 __all__ = [
     "BacklogFacts",
@@ -32,18 +32,6 @@ RENEW = (
     "renew or re-enroll the node (`cityedge enroll` with a new token from `cityedge device token`), "
     "then restart the agent"
 )
-
-
-@dataclass(frozen=True)
-class Limits:
-    cert_warn_days: float = 14.0
-    rtt_warn_ms: float = 250.0
-    rtt_fail_ms: float = 1000.0
-    jitter_warn_ms: float = 50.0
-    skew_warn_s: float = 2.0
-    skew_fail_s: float = 30.0
-    backlog_warn_s: float = 600.0
-    full_ratio: float = 0.9
 
 
 @dataclass(frozen=True)
@@ -165,11 +153,10 @@ def judge_rtt(samples_ms: Sequence[float], lim: Limits) -> Finding:
         "measure with ping and mtr; use a nearer cloud region or a regional aggregation point; on cellular "
         "check the APN's QoS and that the fallback link is up; local decisions do not wait for the cloud"
     )
-    if median > lim.rtt_fail_ms:
-        return Finding(check="rtt", verdict="fail", detail=detail, fix=fix)
-    if median > lim.rtt_warn_ms or jitter > lim.jitter_warn_ms:
-        return Finding(check="rtt", verdict="warn", detail=detail, fix=fix)
-    return Finding(check="rtt", verdict="ok", detail=detail)
+    verdict = graded(median, lim.rtt_warn_ms, lim.rtt_fail_ms)
+    if verdict == "ok" and jitter > lim.jitter_warn_ms:
+        verdict = "warn"
+    return judged("rtt", verdict, detail, fix)
 
 
 @dataclass(frozen=True)
@@ -191,33 +178,23 @@ def judge_backlog(b: BacklogFacts, lim: Limits) -> list[Finding]:
         f"{b.records} records ({fill:.0%} full), oldest {b.oldest_age_s:.0f} s; "
         f"dropped {sum(b.drops.values())} ({', '.join(f'{k}: {n}' for k, n in b.drops.items()) or 'none'})"
     )
-    out = []
     if fill >= lim.full_ratio:
-        out.append(
-            Finding(
-                check="outbox",
-                verdict="fail",
-                detail=detail,
-                fix="the uplink cannot drain: fix the broker/RTT checks; then raise outbox.max_records/"
-                "max_bytes if the node must ride out longer outages (drops are counted by stream)",
-            )
-        )
-    elif b.drops or b.oldest_age_s > lim.backlog_warn_s:
-        out.append(
-            Finding(
-                check="outbox",
-                verdict="warn",
-                detail=detail,
-                fix=(
-                    "records wait or were dropped: check the link and ingest; a stream's when_full "
-                    "decides what goes"
-                ),
-            )
+        found = Finding(
+            check="outbox",
+            verdict="fail",
+            detail=detail,
+            fix="the uplink cannot drain: fix the broker/RTT checks; then raise outbox.max_records/"
+            "max_bytes if the node must ride out longer outages (drops are counted by stream)",
         )
     else:
-        out.append(Finding(check="outbox", verdict="ok", detail=detail))
-    out.append(_waiting(b))
-    return out
+        waits = bool(b.drops) or b.oldest_age_s > lim.backlog_warn_s
+        found = judged(
+            "outbox",
+            "warn" if waits else "ok",
+            detail,
+            "records wait or were dropped: check the link and ingest; a stream's when_full decides what goes",
+        )
+    return [found, _waiting(b)]
 
 
 def _waiting(b: BacklogFacts) -> Finding:
@@ -233,15 +210,13 @@ def _waiting(b: BacklogFacts) -> Finding:
         f"{b.waiting_for_store} records the broker has wait for the store's acknowledgement (oldest "
         f"{age:.0f} s)"
     )
-    if age > b.store_ack_timeout_s:
-        return Finding(
-            check="store-acks",
-            verdict="warn",
-            detail=detail,
-            fix="ingest is not acknowledging: is `cityedge cloud ingest` running, and does the broker's "
-            "district match this node's? The records go again; none is lost",
-        )
-    return Finding(check="store-acks", verdict="ok", detail=detail)
+    return judged(
+        "store-acks",
+        "warn" if age > b.store_ack_timeout_s else "ok",
+        detail,
+        "ingest is not acknowledging: is `cityedge cloud ingest` running, and does the broker's "
+        "district match this node's? The records go again; none is lost",
+    )
 
 
 def judge_disk(path: str, free: int, total: int, floor: int, retention: tuple[int, int] | None) -> Finding:
@@ -261,14 +236,10 @@ def judge_disk(path: str, free: int, total: int, floor: int, retention: tuple[in
                 "outbox.min_free_disk_bytes"
             ),
         )
-    if free < 2 * floor or free < total * 0.1 or (retention is not None and retention[0] > retention[1]):
-        return Finding(
-            check="disk",
-            verdict="warn",
-            detail=detail,
-            fix="free space or shorten retention before the floor is reached",
-        )
-    return Finding(check="disk", verdict="ok", detail=detail)
+    low = free < 2 * floor or free < total * 0.1 or (retention is not None and retention[0] > retention[1])
+    return judged(
+        "disk", "warn" if low else "ok", detail, "free space or shorten retention before the floor is reached"
+    )
 
 
 def judge_clock(skew_s: float | None, source: str, lim: Limits) -> Finding:
@@ -286,11 +257,7 @@ def judge_clock(skew_s: float | None, source: str, lim: Limits) -> Finding:
         "node's "
         "time, and certificates and the CRL are judged by it"
     )
-    if abs(skew_s) > lim.skew_fail_s:
-        return Finding(check="clock", verdict="fail", detail=detail, fix=fix)
-    if abs(skew_s) > lim.skew_warn_s:
-        return Finding(check="clock", verdict="warn", detail=detail, fix=fix)
-    return Finding(check="clock", verdict="ok", detail=detail)
+    return judged("clock", graded(abs(skew_s), lim.skew_warn_s, lim.skew_fail_s), detail, fix)
 
 
 def judge_camera(camera: str, url: str, error: str | None) -> Finding:
