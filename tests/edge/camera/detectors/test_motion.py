@@ -134,10 +134,12 @@ def warm_with_car(detector: MotionDetector, x: int = 300) -> None:
         assert detector.detect(with_car(verged(k), x)) == []  # the car is learnt as background
 
 
-def test_the_ghost_of_a_vehicle_present_during_warm_up_goes_within_a_few_frames() -> None:
+def test_the_ghost_of_a_vehicle_present_during_warm_up_goes_within_a_few_seconds() -> None:
     detector = MotionDetector()
     warm_with_car(detector)
-    seen = [detector.detect(verged(400 + k)) for k in range(detector.config.ghost_frames + 5)]  # it left
+    # it left: its ghost stands still for `ghost_still_frames`, then looks like one for `ghost_frames`
+    frames = detector.config.ghost_still_frames + detector.config.ghost_frames + 5
+    seen = [detector.detect(verged(400 + k)) for k in range(frames)]
     assert seen[0], "the revealed road differs from the learnt background at first"
     assert seen[-5:] == [[]] * 5
     assert detector.detect(with_car(verged(500), 100)) != []  # a vehicle elsewhere is still seen
@@ -190,3 +192,24 @@ def test_the_tone_curve_is_the_median_of_each_background_band(seed: int) -> None
         assert curve is None
     else:
         assert curve is not None and (curve[0], [float(v) for v in curve[1]]) == expected
+
+
+def test_the_threshold_follows_the_exposure_down_so_a_dim_vehicle_is_still_seen() -> None:
+    # at dusk the whole picture is at 45 %: a car 40 grey levels darker than the road in
+    # daylight is 18 darker now, under the daylight threshold (22) but over the scaled one
+    def dusk(frame: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        return (frame.astype(np.float32) * 0.45).astype(np.uint8)
+
+    def grey_car(frame: NDArray[np.uint8], x: int) -> NDArray[np.uint8]:
+        out = frame.copy()
+        out[150:190, x : x + 80] = 55
+        return out
+
+    found = {}
+    for min_gain in (MotionConfig().min_gain, 1.0):
+        detector = MotionDetector(MotionConfig(min_gain=min_gain))
+        warm(detector)
+        assert detector.detect(dusk(road(300))) == []  # the darker picture alone is no motion
+        found[min_gain] = [detector.detect(dusk(grey_car(road(301 + k), 100 + 20 * k))) for k in range(5)]
+    assert all(len(f) == 1 for f in found[MotionConfig().min_gain])
+    assert not any(found[1.0]), "a fixed threshold misses the dim car: the check above proves something"

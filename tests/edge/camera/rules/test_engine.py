@@ -247,3 +247,12 @@ def test_a_vehicle_that_halts_inside_a_blob_merged_with_a_passing_car_is_a_stopp
     halted = lambda t: (2, 380, 180, 0.0) if t >= 3.0 else None  # noqa: E731
     found = [i for o in run([pair, halted], 30) for i in o.incidents]
     assert [(i.type, i.track_id) for i in found] == [("stopped_vehicle", 2)]
+
+
+def test_a_vehicle_cut_off_by_the_frame_edge_is_not_judged_stopped_until_it_is_in_view() -> None:
+    # the east lane's cars come in at the left edge after driving for 2 s: one stands there
+    # half in view (its box reaches past x = 0), the other further in, fully in view
+    at_edge = stops(1, 180, -220, 120, at=2.0)  # stands with its centre at x = 20, box from -10
+    in_view = stops(2, 180, 0, 120, at=2.0)  # stands at x = 240, box from 210
+    assert incidents(run([at_edge], 20)) == []
+    assert incidents(run([in_view], 20)) == [("stopped_vehicle", "east")]

@@ -3,11 +3,11 @@
 A running-average background learnt from a short warm-up median; background pixels adapt
 fast (lighting), foreground pixels slowly, so a stopped vehicle stays foreground long
 enough for the stopped-vehicle rule. The camera's tone curve (auto-exposure) is estimated
-per frame and applied to the background before comparing. Ghosts (the road a vehicle that
-stood in the background left behind) are found by their outline: the background has the
-edges there, the frame does not; after `ghost_frames` such frames their pixels are learnt at
-once. Registered as detector "motion"; `regions()` gives padded, merged motion boxes that
-gate a heavier detector (Frigate's approach).
+per frame and applied to the background before comparing, and the threshold follows the
+exposure down. Ghosts (the road a vehicle that stood in the background left behind) are
+found and learnt at once by `ghosts.GhostFilter`. Registered as detector "motion";
+`regions()` gives padded, merged motion boxes that gate a heavier detector (Frigate's
+approach).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cityedge.edge.camera.detectors.base import register_detector
+from cityedge.edge.camera.detectors.ghosts import Curve, GhostFilter, to_background
 from cityedge.protocol.errors import ConfigError
 from cityedge.protocol.vision import Box, Detection
 
@@ -42,6 +43,13 @@ class MotionConfig(BaseModel):
         description="per-frame learning rate, moving pixels: minutes, so a car that stood and left"
         " leaves no ghost",
     )
+    min_gain: float = Field(
+        0.35,
+        gt=0,
+        le=1,
+        description="the threshold follows the exposure down (a frame at half the brightness has"
+        " half the contrast), to this fraction of `threshold` at the least",
+    )
     ghost_ratio: float = Field(
         2.0,
         gt=1,
@@ -51,6 +59,21 @@ class MotionConfig(BaseModel):
     ghost_frames: int = Field(
         30, ge=0, description="frames a blob must look like a ghost before it is learnt at once (0: never)"
     )
+    ghost_still_frames: int = Field(
+        30,
+        ge=1,
+        description="frames a moving pixel must stand unchanged before the ghost tests judge it (a"
+        " crawling queue stands for moments, a ghost for good)",
+    )
+    ghost_seam: float = Field(
+        0.4,
+        gt=0,
+        le=1,
+        description="... or when this share of its rim continues the background around it (the frame"
+        " just inside the blob within `ghost_seam_level` of the background just outside): the"
+        " road a ghost hides runs on across its outline, a vehicle's body does not",
+    )
+    ghost_seam_level: float = Field(8.0, gt=0, description="grey levels within which the rim continues")
     open_px: int = Field(3, ge=1, description="opening kernel (processed pixels) removing speckle")
     close_px: int = Field(7, ge=1, description="closing kernel joining a vehicle's parts")
     min_area: float = Field(0.0005, ge=0, description="smallest blob, as a fraction of the frame area")
@@ -68,9 +91,7 @@ class MotionDetector:
         self._open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (self.config.open_px,) * 2)
         self._close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (self.config.close_px,) * 2)
         self._last: tuple[NDArray[Any], list[Detection]] | None = None
-        self._band = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
-        self._ghost_votes: NDArray[np.uint8] | None = None
-        self._previous: NDArray[np.uint8] | None = None
+        self._ghosts = GhostFilter(self.config)
 
     def detect(self, frame: NDArray[Any], regions: Sequence[Box] | None = None) -> list[Detection]:
         """Moving blobs as detections in frame pixels; `regions`, when given, keeps those inside."""
@@ -107,7 +128,7 @@ class MotionDetector:
             return []
         curve = self._tone_curve(grey)
         mask = self._foreground(grey, curve)
-        mask = self._unghost(grey, mask, curve)
+        mask = self._ghosts.unghost(self._background, grey, mask, curve)
         self._learn(grey, mask, curve)
         return self._blobs(mask, scale)
 
@@ -124,7 +145,7 @@ class MotionDetector:
         k = self.config.blur | 1
         return np.asarray(cv2.GaussianBlur(grey, (k, k), 0), dtype=np.uint8), scale
 
-    def _tone_curve(self, grey: NDArray[np.uint8]) -> tuple[list[float], list[float]] | None:
+    def _tone_curve(self, grey: NDArray[np.uint8]) -> Curve | None:
         """Background level -> this frame's level (None: unchanged exposure). Real cameras
         darken the whole frame when a bright car enters, non-linearly (highlights clip), so
         the curve is estimated per frame: the median frame level per background level band,
@@ -148,9 +169,7 @@ class MotionDetector:
             return None
         return levels, list(np.maximum.accumulate(values))  # a tone curve never decreases
 
-    def _foreground(
-        self, grey: NDArray[np.uint8], curve: tuple[list[float], list[float]] | None
-    ) -> NDArray[np.uint8]:
+    def _foreground(self, grey: NDArray[np.uint8], curve: Curve | None) -> NDArray[np.uint8]:
         assert self._background is not None
         if curve is None:
             diff = cv2.absdiff(grey.astype(np.float32), self._background)
@@ -161,94 +180,28 @@ class MotionDetector:
             )
             # levels the curve has no evidence for (thin white paint) are not judged
             diff[(self._background < levels[0] - 8.0) | (self._background > levels[-1] + 8.0)] = 0
-        _, mask_f = cv2.threshold(diff, self.config.threshold, 255, cv2.THRESH_BINARY)
+        _, mask_f = cv2.threshold(diff, self._threshold(curve), 255, cv2.THRESH_BINARY)
         mask = cv2.morphologyEx(mask_f.astype(np.uint8), cv2.MORPH_OPEN, self._open)
         return np.asarray(cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._close), dtype=np.uint8)
 
-    def _unghost(
-        self, grey: NDArray[np.uint8], mask: NDArray[np.uint8], curve: tuple[list[float], list[float]] | None
-    ) -> NDArray[np.uint8]:
-        """Learn at once the pixels of blobs that looked like ghosts for `ghost_frames` frames in
-        a row; the mask without them."""
-        assert self._background is not None
-        if self.config.ghost_frames == 0:
-            return mask
-        ghosts = self._ghosts(grey, mask, curve)
-        votes = self._ghost_votes if self._ghost_votes is not None else np.zeros_like(mask)
-        votes = np.where(ghosts, np.minimum(votes, 254) + 1, 0).astype(np.uint8)
-        settled = votes >= self.config.ghost_frames
-        if settled.any():
-            level = grey.astype(np.float32)
-            if curve is not None:
-                levels, values = curve
-                level = np.interp(level, values, levels).astype(np.float32)
-            self._background[settled] = level[settled]
-            mask = mask.copy()
-            mask[settled] = 0
-            votes[settled] = 0
-        self._ghost_votes = votes
-        return mask
+    def _threshold(self, curve: Curve | None) -> float:
+        """The motion threshold at this frame's exposure: a darker frame (dusk, auto-exposure
+        turned down) scales every contrast down, a vehicle's too, by about the ratio of the
+        frame's levels to the background's."""
+        if curve is None:
+            return float(self.config.threshold)
+        levels, values = curve
+        gain = sum(values) / max(sum(levels), 1.0)
+        return float(self.config.threshold * min(1.0, max(gain, self.config.min_gain)))
 
-    def _ghosts(
-        self, grey: NDArray[np.uint8], mask: NDArray[np.uint8], curve: tuple[list[float], list[float]] | None
-    ) -> NDArray[np.bool_]:
-        """Pixels of still blobs whose outline has the background's edges but not the frame's."""
-        previous, self._previous = self._previous, grey
-        ghosts = np.zeros(mask.shape, dtype=bool)
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        if count <= 1 or previous is None:
-            return ghosts
-        change = cv2.absdiff(grey, previous)
-        noise = float(cv2.mean(change, mask=cv2.bitwise_not(mask))[0])
-        height, width = mask.shape
-        for k in range(1, count):
-            x, y, w, h, _ = (int(v) for v in stats[k])
-            x0, y0, x1, y1 = max(x - 3, 0), max(y - 3, 0), min(x + w + 3, width), min(y + h + 3, height)
-            blob = (labels[y0:y1, x0:x1] == k).astype(np.uint8)
-            inside = blob > 0
-            # nothing moves inside: a blob in a crawling queue can hide a kerb line for a
-            # moment, which looks like a ghost's outline, but it does not stand still
-            if float(change[y0:y1, x0:x1][inside].mean()) >= 1.5 * noise + 0.5:
-                continue
-            outline = cv2.morphologyEx(blob, cv2.MORPH_GRADIENT, self._band) > 0
-            seen, left = self._outline_edges(grey, curve, (x0, y0, x1, y1), outline)
-            if left > self.config.ghost_ratio * seen + 2.0:
-                ghosts[y0:y1, x0:x1] |= inside
-        return ghosts
-
-    def _outline_edges(
-        self,
-        grey: NDArray[np.uint8],
-        curve: tuple[list[float], list[float]] | None,
-        roi: tuple[int, int, int, int],
-        outline: NDArray[np.bool_],
-    ) -> tuple[float, float]:
-        """Mean edge strength along `outline` (in `roi`) in the frame and in the background as
-        this frame's exposure shows it (edges scale with exposure)."""
-        assert self._background is not None
-        x0, y0, x1, y1 = roi
-        height, width = grey.shape
-        # one pixel more around the window, so the 3x3 gradients inside it see real neighbours
-        a0, b0, a1, b1 = max(x0 - 1, 0), max(y0 - 1, 0), min(x1 + 1, width), min(y1 + 1, height)
-        crop = (slice(y0 - b0, y0 - b0 + (y1 - y0)), slice(x0 - a0, x0 - a0 + (x1 - x0)))
-        expected = self._background[b0:b1, a0:a1]
-        if curve is not None:
-            expected = np.interp(expected, *curve).astype(np.float32)
-        seen = _edges(grey[b0:b1, a0:a1])[crop][outline]
-        left = _edges(expected)[crop][outline]
-        return float(seen.mean()), float(left.mean())
-
-    def _learn(
-        self, grey: NDArray[np.uint8], mask: NDArray[np.uint8], curve: tuple[list[float], list[float]] | None
-    ) -> None:
+    def _learn(self, grey: NDArray[np.uint8], mask: NDArray[np.uint8], curve: Curve | None) -> None:
         """Learn the frame mapped back to the background's exposure, so the background stays
         one consistent picture while the camera's exposure swings."""
         assert self._background is not None
-        level = grey.astype(np.float32)
+        level = to_background(grey, curve)
         still = cv2.bitwise_not(mask)
         if curve is not None:
-            levels, values = curve
-            level = np.interp(level, values, levels).astype(np.float32)
+            levels = curve[0]
             # outside the curve's evidence the mapping is a guess: leave those pixels alone
             unknown = (self._background < levels[0] - 8.0) | (self._background > levels[-1] + 8.0)
             still[unknown] = 0
@@ -294,13 +247,6 @@ def merge_boxes(boxes: Sequence[Box]) -> list[Box]:
                 out.append(box)
         merged = out
     return merged
-
-
-def _edges(image: NDArray[Any]) -> NDArray[np.float32]:
-    """Gradient magnitude (|dx| + |dy|) of a grey image."""
-    dx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3)
-    dy = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3)
-    return np.asarray(np.abs(dx) + np.abs(dy), dtype=np.float32)
 
 
 def _overlaps(a: Box, b: Box) -> bool:

@@ -17,6 +17,9 @@ from cityedge.protocol.vision import Incident, TrackState
 __all__ = ["StoppedRule"]
 
 
+_EDGE_PX = 2.0  # a box this close to the frame's edge is cut off by it
+
+
 @dataclass
 class _Spot:
     """Where a vehicle stands still: survives the tracker handing it a new id (occlusion)."""
@@ -29,13 +32,16 @@ class _Spot:
 
 
 class StoppedRule:
-    def __init__(self, config: RuleConfig) -> None:
+    def __init__(self, config: RuleConfig, frame_size: tuple[int, int] | None = None) -> None:
         self.config = config
+        self.frame_size = frame_size
         self._spots: list[_Spot] = []
 
     def judge(
         self, camera: str, track: TrackState, lane: str, state: LaneState, memory: TrackMemory, t: float
     ) -> Incident | None:
+        if self._cut_off(track):
+            return None  # partly out of the picture: its foot and size are the frame's edge
         still = self._is_still(memory, t)
         if not still:
             if still is False:
@@ -75,6 +81,14 @@ class StoppedRule:
             track_id=track.track_id,
             details={"dwell_s": round(t - spot.since, 3)},
         )
+
+    def _cut_off(self, track: TrackState) -> bool:
+        """Whether the track's box touches the frame's left, right or bottom edge."""
+        if self.frame_size is None:
+            return False
+        width, height = self.frame_size
+        box, edge = track.box, _EDGE_PX
+        return box.x1 <= edge or box.x2 >= width - edge or box.y2 >= height - edge
 
     def _is_still(self, memory: TrackMemory, t: float) -> bool | None:
         """Whether the foot moved slower than the threshold over the probe span (None: too early)."""
