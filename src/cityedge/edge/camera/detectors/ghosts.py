@@ -45,6 +45,7 @@ class GhostFilter:
         self._previous: NDArray[np.uint8] | None = None
         self._still: NDArray[np.uint8] | None = None  # frames each pixel has not changed
         self._standing: NDArray[np.uint8] = np.zeros((1, 1), np.uint8)  # moving pixels judged
+        self._one: NDArray[np.uint8] = np.ones((1, 1), np.uint8)
 
     def unghost(
         self,
@@ -60,25 +61,34 @@ class GhostFilter:
             return mask
         self._bg = background
         ghosts = self._ghosts(grey, mask, curve)
-        votes = self._votes if self._votes is not None else np.zeros_like(mask)
+        before = self._votes if self._votes is not None else np.zeros_like(mask)
         # a ghost judged otherwise for a frame (a borderline outline) loses a vote, not all;
         # one not judged (a vehicle passing over it) keeps them; one that left the mask loses
-        # them all
-        kept = np.where((self._standing > 0) & (votes > 0), votes - 1, votes)
-        votes = np.where(ghosts, np.minimum(votes, 254) + 1, np.where(mask > 0, kept, 0)).astype(np.uint8)
-        count, found = cv2.connectedComponents(ghosts.astype(np.uint8), connectivity=8)
-        labels = np.asarray(found, dtype=np.intp)
-        oldest = np.zeros(count, dtype=np.uint8)
-        np.maximum.at(oldest, labels.ravel(), votes.ravel())
-        oldest[0] = 0  # label 0 is everything that is no ghost
-        settled = oldest[labels] >= self.config.ghost_frames
-        if settled.any():
-            background[settled] = to_background(grey, curve)[settled]
-            mask = mask.copy()
-            mask[settled] = 0
-            votes[settled] = 0
+        # them all (uint8 arithmetic in OpenCV saturates: no wrap below 0 or above 255)
+        one = self._ones(mask)
+        votes = cv2.subtract(before, cv2.bitwise_and(self._standing, one))
+        votes[ghosts] = cv2.add(before, one)[ghosts]
+        votes = _u8(cv2.bitwise_and(votes, mask))
+        if ghosts.any():
+            count, found = cv2.connectedComponents(ghosts.astype(np.uint8), connectivity=8)
+            labels = np.asarray(found, dtype=np.intp)
+            oldest = np.zeros(count, dtype=np.uint8)
+            np.maximum.at(oldest, labels[ghosts], votes[ghosts])
+            oldest[0] = 0  # label 0 is everything that is no ghost
+            settled = oldest[labels] >= self.config.ghost_frames
+            if settled.any():
+                background[settled] = to_background(grey, curve)[settled]
+                mask = mask.copy()
+                mask[settled] = 0
+                votes[settled] = 0
         self._votes = votes
         return mask
+
+    def _ones(self, like: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        """An array of ones shaped like the processed frame (OpenCV's saturating uint8 +1)."""
+        if self._one.shape != like.shape:
+            self._one = np.ones_like(like)
+        return self._one
 
     def _ghosts(
         self, grey: NDArray[np.uint8], mask: NDArray[np.uint8], curve: Curve | None
@@ -94,15 +104,15 @@ class GhostFilter:
             return ghosts
         change = cv2.absdiff(grey, previous)
         noise = float(cv2.mean(change, mask=cv2.bitwise_not(mask))[0])
-        steady = change < 3.0 * noise + 2.0
+        # frames each pixel has not changed (255 where it did not change now, then AND)
+        _, steady = cv2.threshold(change, 3.0 * noise + 2.0, 255, cv2.THRESH_BINARY_INV)
         still = self._still if self._still is not None else np.zeros_like(mask)
-        self._still = still = np.where(steady, np.minimum(still, 254) + 1, 0).astype(np.uint8)
-        standing = np.where(still >= self.config.ghost_still_frames, mask, 0).astype(np.uint8)
-        self._standing = standing
+        self._still = still = _u8(cv2.bitwise_and(cv2.add(still, self._ones(mask)), steady))
+        _, long_still = cv2.threshold(still, self.config.ghost_still_frames - 1, 255, cv2.THRESH_BINARY)
+        self._standing = standing = _u8(cv2.bitwise_and(mask, long_still))
         count, labels, stats, _ = cv2.connectedComponentsWithStats(standing, connectivity=8)
         if count <= 1:
             return ghosts
-        seam = self._seam(grey, mask, curve)
         height, width = mask.shape
         for k in range(1, count):
             x, y, w, h, _ = (int(v) for v in stats[k])
@@ -119,34 +129,51 @@ class GhostFilter:
             # around it with no more edges in the frame than in the background (the background
             # next to a standing vehicle learns its soft shadow, which continues its rim too)
             if left > self.config.ghost_ratio * seen + 2.0 or (
-                left >= seen and self._seamless(blob, seam[y0:y1, x0:x1])
+                left >= seen and self._seamless(blob, self._seam(grey, mask, curve, (x0, y0, x1, y1)))
             ):
                 ghosts[y0:y1, x0:x1] |= inside
         return ghosts
 
     def _seam(
-        self, grey: NDArray[np.uint8], mask: NDArray[np.uint8], curve: Curve | None
+        self,
+        grey: NDArray[np.uint8],
+        mask: NDArray[np.uint8],
+        curve: Curve | None,
+        roi: tuple[int, int, int, int],
     ) -> NDArray[np.bool_]:
-        """Moving pixels whose level (at the background's exposure) is within `ghost_seam_level`
-        of the background of a still 4-neighbour: where the frame continues the background."""
-        level = to_background(grey, curve)
-        moving = judged = mask > 0
+        """In `roi`: the moving pixels whose level (at the background's exposure) is within
+        `ghost_seam_level` of the background `reach` pixels out past a still 4-neighbour,
+        where the frame continues the background."""
+        reach = _SEAM_REACH
+        height, width = mask.shape
+        x0, y0, x1, y1 = roi
+        a0, b0, a1, b1 = (
+            max(x0 - reach, 0),
+            max(y0 - reach, 0),
+            min(x1 + reach, width),
+            min(y1 + reach, height),
+        )
+        window = (slice(b0, b1), slice(a0, a1))
+        level = to_background(grey[window], curve)
+        moving = judged = mask[window] > 0
         if curve is not None:
             values = curve[1]
             # the curve clamps beyond its evidence: a dark car at dusk would map onto the road
-            judged = moving & (grey >= values[0] - 2.0) & (grey <= values[-1] + 2.0)
+            judged = moving & (grey[window] >= values[0] - 2.0) & (grey[window] <= values[-1] + 2.0)
+        bg = self._bg[window]
         seam = np.zeros_like(moving)
-        reach = _SEAM_REACH
         for axis in (0, 1):
             for sign in (1, -1):
                 # the neighbour outside the rim, and the background `reach` pixels out: next to a
                 # standing vehicle the background slowly learns its blurred edge, not further out
                 outside = ~np.roll(moving, sign, axis) & ~np.roll(moving, sign * reach, axis)
-                beyond = np.roll(self._bg, sign * reach, axis)
+                beyond = np.roll(bg, sign * reach, axis)
                 seam |= outside & (np.abs(level - beyond) < self.config.ghost_seam_level)
-        # np.roll wraps around: the border rows and columns take no wrapped neighbour
+        # np.roll wraps around the window: its border takes no wrapped neighbour (inside the
+        # frame that border lies outside `roi`; at the frame's edge there is no neighbour)
         seam[:reach, :] = seam[-reach:, :] = seam[:, :reach] = seam[:, -reach:] = False
-        return seam & judged
+        seam &= judged
+        return seam[y0 - b0 : y0 - b0 + (y1 - y0), x0 - a0 : x0 - a0 + (x1 - x0)]
 
     def _seamless(self, blob: NDArray[np.uint8], seam: NDArray[np.bool_]) -> bool:
         """Whether `ghost_seam` of the blob's rim (its pixels with a pixel outside) is seam."""
@@ -174,6 +201,11 @@ class GhostFilter:
         seen = _edges(grey[b0:b1, a0:a1])[crop][outline]
         left = _edges(expected)[crop][outline]
         return float(seen.mean()), float(left.mean())
+
+
+def _u8(image: NDArray[Any]) -> NDArray[np.uint8]:
+    """OpenCV's result, typed as the uint8 image it is."""
+    return np.asarray(image, dtype=np.uint8)
 
 
 def _edges(image: NDArray[Any]) -> NDArray[np.float32]:
