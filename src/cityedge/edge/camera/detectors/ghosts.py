@@ -40,7 +40,6 @@ class GhostFilter:
 
     def __init__(self, config: MotionConfig) -> None:
         self.config = config
-        self._bg: NDArray[np.float32] = np.zeros((1, 1), np.float32)
         self._votes: NDArray[np.uint8] | None = None
         self._previous: NDArray[np.uint8] | None = None
         self._still: NDArray[np.uint8] | None = None  # frames each pixel has not changed
@@ -59,8 +58,7 @@ class GhostFilter:
         leaves speckles that stay); the mask without them."""
         if self.config.ghost_frames == 0:
             return mask
-        self._bg = background
-        ghosts = self._ghosts(grey, mask, curve)
+        ghosts = self._ghosts(background, grey, mask, curve)
         before = self._votes if self._votes is not None else np.zeros_like(mask)
         # a ghost judged otherwise for a frame (a borderline outline) loses a vote, not all;
         # one not judged (a vehicle passing over it) keeps them; one that left the mask loses
@@ -91,7 +89,11 @@ class GhostFilter:
         return self._one
 
     def _ghosts(
-        self, grey: NDArray[np.uint8], mask: NDArray[np.uint8], curve: Curve | None
+        self,
+        background: NDArray[np.float32],
+        grey: NDArray[np.uint8],
+        mask: NDArray[np.uint8],
+        curve: Curve | None,
     ) -> NDArray[np.bool_]:
         """Pixels of still blobs whose outline has the background's edges but not the frame's,
         or whose rim continues the background around them. Only the parts of the moving mask
@@ -124,18 +126,20 @@ class GhostFilter:
             if float(change[y0:y1, x0:x1][inside].mean()) >= 1.5 * noise + 0.5:
                 continue
             outline = cv2.morphologyEx(blob, cv2.MORPH_GRADIENT, _BAND) > 0
-            seen, left = self._outline_edges(grey, curve, (x0, y0, x1, y1), outline)
+            roi = (x0, y0, x1, y1)
+            seen, left = _outline_edges(background, grey, curve, roi, outline)
             # a clear outline in the background alone, or a rim that continues the background
             # around it with no more edges in the frame than in the background (the background
             # next to a standing vehicle learns its soft shadow, which continues its rim too)
             if left > self.config.ghost_ratio * seen + 2.0 or (
-                left >= seen and self._seamless(blob, self._seam(grey, mask, curve, (x0, y0, x1, y1)))
+                left >= seen and self._seamless(blob, self._seam(background, grey, mask, curve, roi))
             ):
                 ghosts[y0:y1, x0:x1] |= inside
         return ghosts
 
     def _seam(
         self,
+        background: NDArray[np.float32],
         grey: NDArray[np.uint8],
         mask: NDArray[np.uint8],
         curve: Curve | None,
@@ -160,7 +164,7 @@ class GhostFilter:
             values = curve[1]
             # the curve clamps beyond its evidence: a dark car at dusk would map onto the road
             judged = moving & (grey[window] >= values[0] - 2.0) & (grey[window] <= values[-1] + 2.0)
-        bg = self._bg[window]
+        bg = background[window]
         seam = np.zeros_like(moving)
         for axis in (0, 1):
             for sign in (1, -1):
@@ -181,26 +185,27 @@ class GhostFilter:
         total = int(rim.sum())
         return total > 0 and int((rim & seam).sum()) >= self.config.ghost_seam * total
 
-    def _outline_edges(
-        self,
-        grey: NDArray[np.uint8],
-        curve: Curve | None,
-        roi: tuple[int, int, int, int],
-        outline: NDArray[np.bool_],
-    ) -> tuple[float, float]:
-        """Mean edge strength along `outline` (in `roi`) in the frame and in the background as
-        this frame's exposure shows it (edges scale with exposure)."""
-        x0, y0, x1, y1 = roi
-        height, width = grey.shape
-        # one pixel more around the window, so the 3x3 gradients inside it see real neighbours
-        a0, b0, a1, b1 = max(x0 - 1, 0), max(y0 - 1, 0), min(x1 + 1, width), min(y1 + 1, height)
-        crop = (slice(y0 - b0, y0 - b0 + (y1 - y0)), slice(x0 - a0, x0 - a0 + (x1 - x0)))
-        expected = self._bg[b0:b1, a0:a1]
-        if curve is not None:
-            expected = np.interp(expected, *curve).astype(np.float32)
-        seen = _edges(grey[b0:b1, a0:a1])[crop][outline]
-        left = _edges(expected)[crop][outline]
-        return float(seen.mean()), float(left.mean())
+
+def _outline_edges(
+    background: NDArray[np.float32],
+    grey: NDArray[np.uint8],
+    curve: Curve | None,
+    roi: tuple[int, int, int, int],
+    outline: NDArray[np.bool_],
+) -> tuple[float, float]:
+    """Mean edge strength along `outline` (in `roi`) in the frame and in the background as
+    this frame's exposure shows it (edges scale with exposure)."""
+    x0, y0, x1, y1 = roi
+    height, width = grey.shape
+    # one pixel more around the window, so the 3x3 gradients inside it see real neighbours
+    a0, b0, a1, b1 = max(x0 - 1, 0), max(y0 - 1, 0), min(x1 + 1, width), min(y1 + 1, height)
+    crop = (slice(y0 - b0, y0 - b0 + (y1 - y0)), slice(x0 - a0, x0 - a0 + (x1 - x0)))
+    expected = background[b0:b1, a0:a1]
+    if curve is not None:
+        expected = np.interp(expected, *curve).astype(np.float32)
+    seen = _edges(grey[b0:b1, a0:a1])[crop][outline]
+    left = _edges(expected)[crop][outline]
+    return float(seen.mean()), float(left.mean())
 
 
 def _u8(image: NDArray[Any]) -> NDArray[np.uint8]:
