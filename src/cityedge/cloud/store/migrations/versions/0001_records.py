@@ -7,8 +7,9 @@ Revises:
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
+
+from cityedge.cloud.store.migrations.ddl import create_rejections, create_table, drop_tables
 
 revision = "0001_records"
 down_revision = None
@@ -17,7 +18,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    create_table(
         "records",
         sa.Column("id", sa.String(36), nullable=False),
         sa.Column("arrival", sa.BigInteger(), sa.Identity(), nullable=False),
@@ -31,23 +32,12 @@ def upgrade() -> None:
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("body", sa.JSON().with_variant(JSONB(), "postgresql"), nullable=False),
         sa.Column("raw", sa.Text(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_records"),
-        sa.UniqueConstraint("arrival", name="uq_records_arrival"),
+        key="id",
+        unique=["arrival"],
+        indexes=[("node", "stream", "seq"), ("stream",)],
     )
-    op.create_index("ix_records_node_stream_seq", "records", ["node", "stream", "seq"])
-    op.create_index("ix_records_stream", "records", ["stream"])
-    op.create_table(
-        "rejections",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), sa.Identity(), nullable=False),
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("reason", sa.String(63), nullable=False),
-        sa.Column("detail", sa.Text(), nullable=False),
-        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_rejections"),
-    )
-    op.create_index("ix_rejections_reason", "rejections", ["reason"])
+    create_rejections()
 
 
 def downgrade() -> None:
-    op.drop_table("rejections")
-    op.drop_table("records")
+    drop_tables("rejections", "records")

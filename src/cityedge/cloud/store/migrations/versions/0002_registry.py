@@ -7,7 +7,8 @@ Revises: 0001_records
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+
+from cityedge.cloud.store.migrations.ddl import create_table, drop_tables
 
 revision = "0002_registry"
 down_revision = "0001_records"
@@ -16,7 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    create_table(
         "devices",
         sa.Column("device_id", sa.String(63), nullable=False),
         sa.Column("serial", sa.String(128), nullable=False),
@@ -27,21 +28,20 @@ def upgrade() -> None:
         sa.Column("attributes", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("device_id", name="pk_devices"),
-        sa.UniqueConstraint("serial", name="uq_devices_serial"),
-        sa.UniqueConstraint("mac", name="uq_devices_mac"),
+        key="device_id",
+        unique=["serial", "mac"],
     )
-    op.create_table(
+    create_table(
         "enrollment_tokens",
         sa.Column("token_hash", sa.String(64), nullable=False),
         sa.Column("serial", sa.String(128), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("token_hash", name="pk_enrollment_tokens"),
+        key="token_hash",
+        indexes=[("serial",)],
     )
-    op.create_index("ix_enrollment_tokens_serial", "enrollment_tokens", ["serial"])
-    op.create_table(
+    create_table(
         "certificates",
         sa.Column("serial", sa.String(40), nullable=False),
         sa.Column("device_id", sa.String(63), nullable=False),
@@ -50,13 +50,10 @@ def upgrade() -> None:
         sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("via", sa.String(16), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("serial", name="pk_certificates"),
+        key="serial",
+        indexes=[("device_id",), ("not_after",)],
     )
-    op.create_index("ix_certificates_device_id", "certificates", ["device_id"])
-    op.create_index("ix_certificates_not_after", "certificates", ["not_after"])
 
 
 def downgrade() -> None:
-    op.drop_table("certificates")
-    op.drop_table("enrollment_tokens")
-    op.drop_table("devices")
+    drop_tables("certificates", "enrollment_tokens", "devices")

@@ -7,7 +7,8 @@ Revises: 0002_registry
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+
+from cityedge.cloud.store.migrations.ddl import create_table, drop_tables
 
 revision = "0003_auth_releases"
 down_revision = "0002_registry"
@@ -16,24 +17,24 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    create_table(
         "users",
         sa.Column("name", sa.String(63), nullable=False),
         sa.Column("role", sa.String(32), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("name", name="pk_users"),
+        key="name",
     )
-    op.create_table(
+    create_table(
         "api_tokens",
         sa.Column("token_hash", sa.String(64), nullable=False),
         sa.Column("user_name", sa.String(63), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("token_hash", name="pk_api_tokens"),
+        key="token_hash",
+        indexes=[("user_name",)],
     )
-    op.create_index("ix_api_tokens_user_name", "api_tokens", ["user_name"])
-    op.create_table(
+    create_table(
         "audit_log",
         sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("at", sa.String(40), nullable=False),
@@ -44,9 +45,9 @@ def upgrade() -> None:
         sa.Column("detail", sa.Text(), nullable=False),
         sa.Column("prev_hash", sa.String(64), nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
-        sa.PrimaryKeyConstraint("seq", name="pk_audit_log"),
+        key="seq",
     )
-    op.create_table(
+    create_table(
         "rollouts",
         sa.Column("id", sa.String(36), nullable=False),
         sa.Column("version", sa.String(32), nullable=False),
@@ -54,12 +55,9 @@ def upgrade() -> None:
         sa.Column("state", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_rollouts"),
+        key="id",
     )
 
 
 def downgrade() -> None:
-    op.drop_table("rollouts")
-    op.drop_table("audit_log")
-    op.drop_table("api_tokens")
-    op.drop_table("users")
+    drop_tables("rollouts", "audit_log", "api_tokens", "users")

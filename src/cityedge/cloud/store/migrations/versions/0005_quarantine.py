@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from cityedge.cloud.store.migrations.ddl import create_rejections, create_table
+
 revision = "0005_quarantine"
 down_revision = "0004_operator"
 branch_labels = None
@@ -16,7 +18,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    create_table(
         "quarantine",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), sa.Identity(), nullable=False),
         sa.Column("topic", sa.Text(), nullable=False),
@@ -30,10 +32,9 @@ def upgrade() -> None:
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("raw", sa.LargeBinary(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_quarantine"),
+        key="id",
+        indexes=[("reason",), ("node",)],
     )
-    op.create_index("ix_quarantine_reason", "quarantine", ["reason"])
-    op.create_index("ix_quarantine_node", "quarantine", ["node"])
     op.execute(
         "INSERT INTO quarantine (topic, reason, detail, size, raw, received_at)"
         " SELECT topic, reason, detail, 0, '', received_at FROM rejections"
@@ -42,13 +43,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.create_table(
-        "rejections",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), sa.Identity(), nullable=False),
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("reason", sa.String(63), nullable=False),
-        sa.Column("detail", sa.Text(), nullable=False),
-        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_rejections"),
-    )
+    create_rejections()
     op.drop_table("quarantine")

@@ -7,8 +7,9 @@ Revises: 0005_quarantine
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
+
+from cityedge.cloud.store.migrations.ddl import create_table, drop_tables
 
 revision = "0006_fleet"
 down_revision = "0005_quarantine"
@@ -20,7 +21,7 @@ _JSON = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
 def upgrade() -> None:
-    op.create_table(
+    create_table(
         "fleet_nodes",
         sa.Column("node", sa.String(63), nullable=False),
         sa.Column("district", sa.String(63), nullable=False),
@@ -32,9 +33,9 @@ def upgrade() -> None:
         sa.Column("heartbeat_id", sa.String(36), nullable=True),
         sa.Column("heartbeat_ts", sa.DateTime(timezone=True), nullable=True),
         sa.Column("heartbeat", _JSON, nullable=True),
-        sa.PrimaryKeyConstraint("node", name="pk_fleet_nodes"),
+        key="node",
     )
-    op.create_table(
+    create_table(
         "fleet_transitions",
         sa.Column("id", _ID, sa.Identity(), nullable=False),
         sa.Column("node", sa.String(63), nullable=False),
@@ -43,10 +44,10 @@ def upgrade() -> None:
         sa.Column("after", sa.String(16), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_fleet_transitions"),
+        key="id",
+        indexes=[("node",)],
     )
-    op.create_index("ix_fleet_transitions_node", "fleet_transitions", ["node"])
-    op.create_table(
+    create_table(
         "fleet_alerts",
         sa.Column("id", _ID, sa.Identity(), nullable=False),
         sa.Column("alert", sa.String(63), nullable=False),
@@ -57,19 +58,16 @@ def upgrade() -> None:
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("summary", sa.Text(), nullable=False),
         sa.Column("value", sa.Float(), nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_fleet_alerts"),
+        key="id",
+        indexes=[("node",)],
     )
-    op.create_index("ix_fleet_alerts_node", "fleet_alerts", ["node"])
-    op.create_table(
+    create_table(
         "fleet_meta",
         sa.Column("key", sa.String(63), nullable=False),
         sa.Column("value", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("key", name="pk_fleet_meta"),
+        key="key",
     )
 
 
 def downgrade() -> None:
-    op.drop_table("fleet_meta")
-    op.drop_table("fleet_alerts")
-    op.drop_table("fleet_transitions")
-    op.drop_table("fleet_nodes")
+    drop_tables("fleet_meta", "fleet_alerts", "fleet_transitions", "fleet_nodes")
