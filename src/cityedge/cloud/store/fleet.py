@@ -20,6 +20,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    RowMapping,
     String,
     Table,
     Text,
@@ -54,22 +55,26 @@ fleet_nodes = Table(
     Column("heartbeat_ts", DateTime(timezone=True)),
     Column("heartbeat", _JSON),
 )
-fleet_transitions = Table(
+
+
+def _node_log(name: str, *columns: Column[Any]) -> Table:
+    """A log of a node's events, appended to: readers page through it by `id` and filter by `node`."""
+    return Table(
+        name, metadata, Column("id", _ID, Identity(), primary_key=True), *columns, Index(None, "node")
+    )
+
+
+fleet_transitions = _node_log(
     "fleet_transitions",
-    metadata,
-    Column("id", _ID, Identity(), primary_key=True),
     Column("node", String(63), nullable=False),
     Column("district", String(63), nullable=False),
     Column("before", String(16)),
     Column("after", String(16), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("reason", Text, nullable=False),
-    Index(None, "node"),
 )
-fleet_alerts = Table(
+fleet_alerts = _node_log(
     "fleet_alerts",
-    metadata,
-    Column("id", _ID, Identity(), primary_key=True),
     Column("alert", String(63), nullable=False),
     Column("node", String(63), nullable=False),
     Column("subject", String(127), nullable=False),
@@ -78,7 +83,6 @@ fleet_alerts = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Column("summary", Text, nullable=False),
     Column("value", Float),
-    Index(None, "node"),
 )
 fleet_meta = Table(
     "fleet_meta",
@@ -272,30 +276,30 @@ class FleetStore:
         ]
 
     def transitions(self, node: str | None = None, after: int = 0, limit: int = 500) -> list[TransitionRow]:
-        query = (
-            select(fleet_transitions).where(fleet_transitions.c.id > after).order_by(fleet_transitions.c.id)
-        )
-        if node is not None:
-            query = query.where(fleet_transitions.c.node == node)
-        with reading(self.engine) as conn:
-            rows = conn.execute(query.limit(limit)).mappings().all()
+        rows = self._log_page(fleet_transitions, node, after, limit)
         return [TransitionRow(**{**r, "at": as_utc(r["at"])}) for r in rows]
 
     def last_transition_id(self) -> int:
-        with reading(self.engine) as conn:
-            return int(conn.execute(select(func.coalesce(func.max(fleet_transitions.c.id), 0))).scalar_one())
+        return self._last_id(fleet_transitions)
 
     def alert_events(self, after: int = 0, node: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        query = select(fleet_alerts).where(fleet_alerts.c.id > after).order_by(fleet_alerts.c.id)
-        if node is not None:
-            query = query.where(fleet_alerts.c.node == node)
-        with reading(self.engine) as conn:
-            rows = conn.execute(query.limit(limit)).mappings().all()
+        rows = self._log_page(fleet_alerts, node, after, limit)
         return [{**r, "at": as_utc(r["at"]).isoformat()} for r in rows]
 
     def last_alert_id(self) -> int:
+        return self._last_id(fleet_alerts)
+
+    def _log_page(self, log: Table, node: str | None, after: int, limit: int) -> Sequence[RowMapping]:
+        """Up to `limit` entries of a node log after the cursor `after`, oldest first."""
+        query = select(log).where(log.c.id > after).order_by(log.c.id)
+        if node is not None:
+            query = query.where(log.c.node == node)
         with reading(self.engine) as conn:
-            return int(conn.execute(select(func.coalesce(func.max(fleet_alerts.c.id), 0))).scalar_one())
+            return conn.execute(query.limit(limit)).mappings().all()
+
+    def _last_id(self, log: Table) -> int:
+        with reading(self.engine) as conn:
+            return int(conn.execute(select(func.coalesce(func.max(log.c.id), 0))).scalar_one())
 
     def firing_alerts(self) -> list[dict[str, Any]]:
         """Alerts whose latest event is `firing`."""
