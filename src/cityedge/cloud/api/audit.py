@@ -6,10 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from cityedge.cloud.api.ota_state import OtaState, ota_of
+from cityedge.cloud.api.ota_state import OtaCall, ota_call
 from cityedge.cloud.auth.audit import verify_chain
-from cityedge.cloud.auth.http import require
-from cityedge.cloud.auth.service import Principal
 from cityedge.protocol.errors import AuditChainError
 
 __all__ = ["router"]
@@ -21,15 +19,14 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 def entries(
     after: int = 0,
     limit: int = 500,
-    _: Principal = Depends(require("audit.read")),
-    ota: OtaState = Depends(ota_of),
+    call: OtaCall = Depends(ota_call("audit.read")),
 ) -> list[dict[str, Any]]:
-    return [e.as_dict() for e in ota.auth.store.audit_entries(after, min(limit, 5000))]
+    return [e.as_dict() for e in call.ota.auth.store.audit_entries(after, min(limit, 5000))]
 
 
 @router.get("/verify")
-def verify(_: Principal = Depends(require("audit.read")), ota: OtaState = Depends(ota_of)) -> dict[str, Any]:
+def verify(call: OtaCall = Depends(ota_call("audit.read"))) -> dict[str, Any]:
     try:
-        return {"ok": True, "entries": verify_chain(ota.auth.store.audit_entries())}
+        return {"ok": True, "entries": verify_chain(call.ota.auth.store.audit_entries())}
     except AuditChainError as exc:
         return {"ok": False, "first_bad_entry": exc.index, "error": str(exc)}

@@ -9,9 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 
-from cityedge.cloud.api.ota_state import OtaState, ota_of
-from cityedge.cloud.auth.http import require
-from cityedge.cloud.auth.service import Principal
+from cityedge.cloud.api.ota_state import OtaCall, ota_call
 from cityedge.cloud.releases.bundle import inspect
 from cityedge.cloud.releases.channels import listing, promote, publish
 from cityedge.cloud.releases.repository import ReleaseRepository
@@ -32,18 +30,15 @@ def _refuse_offline_channel(channel: str) -> None:
 
 
 @router.get("")
-def list_releases(
-    _: Principal = Depends(require("releases.read")), ota: OtaState = Depends(ota_of)
-) -> list[dict[str, Any]]:
-    return [item.as_dict() for item in listing(ReleaseRepository(ota.repo_dir, datetime.now(UTC)))]
+def list_releases(call: OtaCall = Depends(ota_call("releases.read"))) -> list[dict[str, Any]]:
+    return [item.as_dict() for item in listing(ReleaseRepository(call.ota.repo_dir, datetime.now(UTC)))]
 
 
 @router.post("")
 async def publish_bundle(
     request: Request,
     channel: str = "canary",
-    who: Principal = Depends(require("releases.publish")),
-    ota: OtaState = Depends(ota_of),
+    call: OtaCall = Depends(ota_call("releases.publish")),
 ) -> dict[str, Any]:
     _refuse_offline_channel(channel)
     body = await request.body()
@@ -54,15 +49,13 @@ async def publish_bundle(
         path.write_bytes(body)
         try:
             bundle = inspect(path)
-            repo = ReleaseRepository.online(ota.repo_dir, ota.clock())
+            repo = ReleaseRepository.online(call.ota.repo_dir, call.ota.clock())
             with repo.locked():
                 listed = publish(repo, bundle, channel)
         except ReleaseError as exc:
-            ota.auth.audit(who.name, "release.publish", channel, "failed", {"error": str(exc)})
+            call.audit("release.publish", channel, "failed", {"error": str(exc)})
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    ota.auth.audit(
-        who.name, "release.publish", listed.version, "ok", {"channel": channel, "sha256": listed.sha256}
-    )
+    call.audit("release.publish", listed.version, "ok", {"channel": channel, "sha256": listed.sha256})
     return listed.as_dict()
 
 
@@ -70,15 +63,14 @@ async def publish_bundle(
 def promote_release(
     version: str,
     to: str,
-    who: Principal = Depends(require("releases.promote")),
-    ota: OtaState = Depends(ota_of),
+    call: OtaCall = Depends(ota_call("releases.promote")),
 ) -> dict[str, Any]:
     _refuse_offline_channel(to)
     try:
-        repo = ReleaseRepository.online(ota.repo_dir, ota.clock())
+        repo = ReleaseRepository.online(call.ota.repo_dir, call.ota.clock())
         with repo.locked():
             listed = promote(repo, version, to)
     except ReleaseError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    ota.auth.audit(who.name, "release.promote", version, "ok", {"to": to, "sha256": listed.sha256})
+    call.audit("release.promote", version, "ok", {"to": to, "sha256": listed.sha256})
     return listed.as_dict()

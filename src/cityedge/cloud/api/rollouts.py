@@ -8,9 +8,7 @@ from typing import Any
 import msgspec
 from fastapi import APIRouter, Depends, HTTPException, status
 
-from cityedge.cloud.api.ota_state import OtaState, ota_of
-from cityedge.cloud.auth.http import require
-from cityedge.cloud.auth.service import Principal
+from cityedge.cloud.api.ota_state import OtaCall, OtaState, ota_call
 from cityedge.cloud.releases import rollout as policy
 from cityedge.protocol.errors import TransitionError
 
@@ -33,51 +31,36 @@ def _load(ota: OtaState, rollout_id: str) -> policy.Rollout:
 
 
 @router.get("")
-def list_rollouts(
-    _: Principal = Depends(require("rollouts.read")), ota: OtaState = Depends(ota_of)
-) -> list[Any]:
-    return [msgspec.json.decode(raw) for raw in _store(ota).all()]
+def list_rollouts(call: OtaCall = Depends(ota_call("rollouts.read"))) -> list[Any]:
+    return [msgspec.json.decode(raw) for raw in _store(call.ota).all()]
 
 
 @router.get("/{rollout_id}")
-def get_rollout(
-    rollout_id: str, _: Principal = Depends(require("rollouts.read")), ota: OtaState = Depends(ota_of)
-) -> Any:
-    return msgspec.to_builtins(_load(ota, rollout_id))
+def get_rollout(rollout_id: str, call: OtaCall = Depends(ota_call("rollouts.read"))) -> Any:
+    return msgspec.to_builtins(_load(call.ota, rollout_id))
 
 
-def _change(
-    ota: OtaState, who: Principal, rollout_id: str, action: str, fn: Callable[[policy.Rollout], Any]
-) -> Any:
-    r = _load(ota, rollout_id)
+def _change(call: OtaCall, rollout_id: str, action: str, fn: Callable[[policy.Rollout], Any]) -> Any:
+    r = _load(call.ota, rollout_id)
     try:
         fn(r)
     except TransitionError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    _store(ota).save(r.id, r.version, r.status, msgspec.json.encode(r).decode(), ota.clock())
-    ota.auth.audit(who.name, action, f"rollout {r.id} {r.version}", "ok", {"status": r.status})
+    _store(call.ota).save(r.id, r.version, r.status, msgspec.json.encode(r).decode(), call.ota.clock())
+    call.audit(action, f"rollout {r.id} {r.version}", "ok", {"status": r.status})
     return msgspec.to_builtins(r)
 
 
 @router.post("/{rollout_id}/pause")
-def pause(
-    rollout_id: str, who: Principal = Depends(require("rollouts.pause")), ota: OtaState = Depends(ota_of)
-) -> Any:
-    return _change(ota, who, rollout_id, "rollout.pause", policy.pause)
+def pause(rollout_id: str, call: OtaCall = Depends(ota_call("rollouts.pause"))) -> Any:
+    return _change(call, rollout_id, "rollout.pause", policy.pause)
 
 
 @router.post("/{rollout_id}/resume")
-def resume(
-    rollout_id: str, who: Principal = Depends(require("rollouts.write")), ota: OtaState = Depends(ota_of)
-) -> Any:
-    return _change(ota, who, rollout_id, "rollout.resume", policy.resume)
+def resume(rollout_id: str, call: OtaCall = Depends(ota_call("rollouts.write"))) -> Any:
+    return _change(call, rollout_id, "rollout.resume", policy.resume)
 
 
 @router.post("/{rollout_id}/waves/{index}/rollback")
-def roll_back(
-    rollout_id: str,
-    index: int,
-    who: Principal = Depends(require("rollouts.write")),
-    ota: OtaState = Depends(ota_of),
-) -> Any:
-    return _change(ota, who, rollout_id, "rollout.rollback_wave", lambda r: policy.roll_back_wave(r, index))
+def roll_back(rollout_id: str, index: int, call: OtaCall = Depends(ota_call("rollouts.write"))) -> Any:
+    return _change(call, rollout_id, "rollout.rollback_wave", lambda r: policy.roll_back_wave(r, index))
