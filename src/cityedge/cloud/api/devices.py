@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
-from pydantic import BaseModel
 
 from cityedge.cloud.api.deps import ApiDeps, permitted
+from cityedge.cloud.api.enrollment import BootstrapToken
 from cityedge.cloud.registry import EnrollmentRefused, InventoryError
 
 __all__ = ["router"]
@@ -15,9 +15,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 
 
-class TokenIssued(BaseModel):
-    serial: str
-    token: str
+class TokenIssued(BootstrapToken):
     expires_at: str
 
 

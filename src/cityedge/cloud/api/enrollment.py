@@ -8,14 +8,20 @@ from pydantic import BaseModel
 from cityedge.cloud.api.deps import ApiDeps, client_certificate, deps_of
 from cityedge.cloud.registry import EnrollmentRefused, Issued
 
-__all__ = ["router"]
+__all__ = ["BootstrapToken", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["enrollment"])
 
 
-class EnrollRequest(BaseModel):
-    token: str
+class BootstrapToken(BaseModel):
+    """A device's one-time enrollment token: issued for its serial (`devices` router), presented
+    back here with that serial."""
+
     serial: str
+    token: str
+
+
+class EnrollRequest(BootstrapToken):
     csr: str
 
 
