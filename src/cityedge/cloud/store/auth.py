@@ -19,7 +19,6 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Engine,
-    Index,
     String,
     Table,
     Text,
@@ -31,7 +30,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from cityedge.cloud.auth.audit import GENESIS, AuditEntry, canonical, entry_hash
 from cityedge.cloud.store.engine import reading
-from cityedge.cloud.store.schema import metadata
+from cityedge.cloud.store.schema import metadata, token_table
 from cityedge.protocol.errors import StoreError
 
 __all__ = ["AuthStore", "UserRow", "api_tokens", "audit_log", "users"]
@@ -46,14 +45,10 @@ users = Table(
     Column("kind", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
-api_tokens = Table(
+api_tokens = token_table(
     "api_tokens",
-    metadata,
-    Column("token_hash", String(64), primary_key=True),
     Column("user_name", String(63), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
-    Index(None, "user_name"),
 )
 audit_log = Table(
     "audit_log",

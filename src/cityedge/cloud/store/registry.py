@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from cityedge.cloud.store.engine import reading
-from cityedge.cloud.store.schema import metadata
+from cityedge.cloud.store.schema import metadata, token_table
 from cityedge.protocol.errors import StoreError
 
 __all__ = [
@@ -55,15 +55,11 @@ devices = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
-enrollment_tokens = Table(
+enrollment_tokens = token_table(
     "enrollment_tokens",
-    metadata,
-    Column("token_hash", String(64), primary_key=True),
     Column("serial", String(128), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("used_at", DateTime(timezone=True), nullable=True),
-    Index(None, "serial"),
 )
 
 certificates = Table(

@@ -6,7 +6,7 @@ id is its primary key, so a redelivered record is a no-op insert, never a second
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import (
     JSON,
@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-__all__ = ["NAMING", "metadata", "quarantine", "records"]
+__all__ = ["NAMING", "metadata", "quarantine", "records", "token_table"]
 
 NAMING: Final = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -72,3 +72,17 @@ quarantine = Table(
     Index(None, "reason"),
     Index(None, "node"),
 )
+
+
+def token_table(name: str, owner: Column[str], *columns: Column[Any]) -> Table:
+    """A table of tokens kept only as SHA-256 hex digests: the digest is the key, and the
+    tokens of one owner (a user, a device serial) are found by the owner's index."""
+    return Table(
+        name,
+        metadata,
+        Column("token_hash", String(64), primary_key=True),
+        owner,
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        *columns,
+        Index(None, owner.name),
+    )
