@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
 from cityedge.cloud.store.engine import as_utc, reading
+from cityedge.cloud.store.jsonrow import JsonRow
 from cityedge.cloud.store.schema import metadata
 from cityedge.cloud.store.schema import records as t_records
 from cityedge.cloud.store.sqlite_insert import sqlite_datetime
@@ -110,7 +111,7 @@ def _json_or_none(text: str | None) -> Any:
 
 
 @dataclass(frozen=True)
-class RecordRow:
+class RecordRow(JsonRow):
     arrival: int
     id: str
     district: str
@@ -121,9 +122,6 @@ class RecordRow:
     ts: datetime
     received_at: datetime
     body: dict[str, Any]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "ts": self.ts.isoformat(), "received_at": self.received_at.isoformat()}
 
 
 @dataclass(frozen=True)
@@ -155,7 +153,7 @@ class NodeRow:
 
 
 @dataclass(frozen=True)
-class TransitionRow:
+class TransitionRow(JsonRow):
     id: int
     node: str
     district: str
@@ -163,9 +161,6 @@ class TransitionRow:
     after: str
     at: datetime
     reason: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "at": self.at.isoformat()}
 
 
 _REC_COLS = (
