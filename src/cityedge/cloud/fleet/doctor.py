@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from cityedge.cloud.fleet.alerts import Thresholds
+from cityedge.cloud.fleet.config import AlertThresholds
 from cityedge.protocol.doctor import Finding, Limits, graded, judged
 from cityedge.protocol.errors import CityEdgeError
 from cityedge.protocol.health import Heartbeat, decode_heartbeat
@@ -20,7 +20,7 @@ NODE_LIMITS = Limits()
 
 
 def cloud_doctor(
-    node: str, row: Any | None, ca_status: dict[str, Any], now: datetime, t: Thresholds
+    node: str, row: Any | None, ca_status: dict[str, Any], now: datetime, t: AlertThresholds
 ) -> list[Finding]:
     if row is None:
         return [
@@ -62,7 +62,7 @@ def _status(row: Any, now: datetime) -> Finding:
 
 
 def _identity(
-    node: str, beat: Heartbeat | None, ca: dict[str, Any], now: datetime, t: Thresholds
+    node: str, beat: Heartbeat | None, ca: dict[str, Any], now: datetime, t: AlertThresholds
 ) -> list[Finding]:
     revoked = [c for c in ca.get("revoked", []) if c["device_id"] == node]
     live = [c for c in ca.get("certificates", []) if c["device_id"] == node]
@@ -141,7 +141,7 @@ def _link(beat: Heartbeat) -> Finding:
     )
 
 
-def _backlog(beat: Heartbeat, t: Thresholds) -> Finding:
+def _backlog(beat: Heartbeat, t: AlertThresholds) -> Finding:
     waiting = sum(s.sent for s in beat.outbox.values())
     detail = (
         f"oldest record {beat.oldest_backlog_s:.0f} s, {sum(s.pending for s in beat.outbox.values())} "
@@ -157,7 +157,7 @@ def _backlog(beat: Heartbeat, t: Thresholds) -> Finding:
     )
 
 
-def _disk(beat: Heartbeat, t: Thresholds) -> Finding:
+def _disk(beat: Heartbeat, t: AlertThresholds) -> Finding:
     ratio = beat.disk_free_ratio
     if ratio is None:
         return Finding(
@@ -185,7 +185,7 @@ def _clock(row: Any) -> Finding:
     return Finding(check="clock", verdict="ok", detail=f"heartbeat dated {-ahead:.1f} s before it was stored")
 
 
-def _cameras(beat: Heartbeat, t: Thresholds) -> list[Finding]:
+def _cameras(beat: Heartbeat, t: AlertThresholds) -> list[Finding]:
     out = []
     for name, cam in sorted(beat.cameras.items()):
         detail = f"{cam.fps:.1f} fps (target {cam.fps_target}), p95 {cam.p95_ms} ms, source {cam.source}"
