@@ -5,10 +5,10 @@ Pure: the stored row, the CA status and `now` in, findings out."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from cityedge.cloud.fleet.config import AlertThresholds
-from cityedge.protocol.doctor import Finding, Limits, graded, judged
+from cityedge.protocol.doctor import Finding, Limits, graded, judged, warned
 from cityedge.protocol.errors import CityEdgeError
 from cityedge.protocol.health import Heartbeat, decode_heartbeat
 
@@ -17,6 +17,17 @@ __all__ = ["cloud_doctor"]
 ON_NODE = "run `cityedge doctor --config node.yaml` on the node for the link, disk and camera steps"
 # The link and clock steps judge by the node doctor's own limits, so both doctors agree.
 NODE_LIMITS = Limits()
+# The steps whose fix is the same whatever went wrong (see `judged`), by check.
+FIXES: Final = {
+    "status": (
+        "check the node's power and PoE, link lights and switch port, a DHCP or gateway change; "
+        "then the agent's log (`journalctl -u cityedge-agent -n 200`) and " + ON_NODE
+    ),
+    "rtt": "measure with ping and mtr from the node; nearer region, APN QoS, fallback link",
+    "outbox": "the node cannot drain: check its link and ingest; drops are counted by stream and reason",
+    "disk": "free space or shorten retention on the node",
+    "camera": "check the camera's stream and the node's CPU; " + ON_NODE,
+}
 
 
 def cloud_doctor(
@@ -56,8 +67,7 @@ def _status(row: Any, now: datetime) -> Finding:
         "status",
         "ok" if row.status == "online" else "fail" if row.status == "offline" else "warn",
         detail,
-        "check the node's power and PoE, link lights and switch port, a DHCP or gateway change; "
-        "then the agent's log (`journalctl -u cityedge-agent -n 200`) and " + ON_NODE,
+        FIXES["status"],
     )
 
 
@@ -133,12 +143,7 @@ def _link(beat: Heartbeat) -> Finding:
         f"median {link.rtt_ms:.0f} ms, p95 {p95:.0f} ms, jitter {jitter:.0f} ms, {link.reconnects} reconnects"
     )
     slow = link.rtt_ms > NODE_LIMITS.rtt_warn_ms or (link.jitter_ms or 0) > NODE_LIMITS.jitter_warn_ms
-    return judged(
-        "rtt",
-        "warn" if slow else "ok",
-        detail,
-        "measure with ping and mtr from the node; nearer region, APN QoS, fallback link",
-    )
+    return warned("rtt", slow, detail, FIXES["rtt"])
 
 
 def _backlog(beat: Heartbeat, t: AlertThresholds) -> Finding:
@@ -149,12 +154,7 @@ def _backlog(beat: Heartbeat, t: AlertThresholds) -> Finding:
         f"{waiting} waiting for the store, {beat.dropped} dropped"
     )
     waits = bool(beat.dropped) or beat.oldest_backlog_s > t.backlog_s
-    return judged(
-        "outbox",
-        "warn" if waits else "ok",
-        detail,
-        "the node cannot drain: check its link and ingest; drops are counted by stream and reason",
-    )
+    return warned("outbox", waits, detail, FIXES["outbox"])
 
 
 def _disk(beat: Heartbeat, t: AlertThresholds) -> Finding:
@@ -165,7 +165,7 @@ def _disk(beat: Heartbeat, t: AlertThresholds) -> Finding:
         )
     detail = f"{ratio:.0%} free ({(beat.disk_free_bytes or 0) / 2**30:.1f} GiB)"
     low = ratio < t.disk_free_ratio
-    return judged("disk", "warn" if low else "ok", detail, "free space or shorten retention on the node")
+    return warned("disk", low, detail, FIXES["disk"])
 
 
 def _clock(row: Any) -> Finding:
@@ -191,12 +191,5 @@ def _cameras(beat: Heartbeat, t: AlertThresholds) -> list[Finding]:
         detail = f"{cam.fps:.1f} fps (target {cam.fps_target}), p95 {cam.p95_ms} ms, source {cam.source}"
         slow = cam.fps_target is not None and cam.fps < t.fps_ratio * cam.fps_target
         late = cam.p95_ms is not None and cam.p95_ms > t.latency_slo_ms
-        out.append(
-            judged(
-                f"camera:{name}",
-                "warn" if slow or late else "ok",
-                detail,
-                "check the camera's stream and the node's CPU; " + ON_NODE,
-            )
-        )
+        out.append(warned(f"camera:{name}", slow or late, detail, FIXES["camera"]))
     return out

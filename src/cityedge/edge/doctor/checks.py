@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from cityedge.protocol.doctor import Finding, Limits, Verdict, graded, judged
+from cityedge.protocol.doctor import Finding, Limits, Verdict, graded, judged, warned
 
 __all__ = [
     "BacklogFacts",
@@ -193,9 +193,9 @@ def judge_backlog(b: BacklogFacts, lim: Limits) -> list[Finding]:
         )
     else:
         waits = bool(b.drops) or b.oldest_age_s > lim.backlog_warn_s
-        found = judged(
+        found = warned(
             "outbox",
-            "warn" if waits else "ok",
+            waits,
             detail,
             "records wait or were dropped: check the link and ingest; a stream's when_full decides what goes",
         )
@@ -215,9 +215,9 @@ def _waiting(b: BacklogFacts) -> Finding:
         f"{b.waiting_for_store} records the broker has wait for the store's acknowledgement (oldest "
         f"{age:.0f} s)"
     )
-    return judged(
+    return warned(
         "store-acks",
-        "warn" if age > b.store_ack_timeout_s else "ok",
+        age > b.store_ack_timeout_s,
         detail,
         "ingest is not acknowledging: is `cityedge cloud ingest` running, and does the broker's "
         "district match this node's? The records go again; none is lost",
@@ -242,9 +242,7 @@ def judge_disk(path: str, free: int, total: int, floor: int, retention: tuple[in
             ),
         )
     low = free < 2 * floor or free < total * 0.1 or (retention is not None and retention[0] > retention[1])
-    return judged(
-        "disk", "warn" if low else "ok", detail, "free space or shorten retention before the floor is reached"
-    )
+    return warned("disk", low, detail, "free space or shorten retention before the floor is reached")
 
 
 def judge_clock(skew_s: float | None, source: str, lim: Limits) -> Finding:
