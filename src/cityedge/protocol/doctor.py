@@ -11,7 +11,7 @@ from typing import Final, Literal
 
 import msgspec
 
-__all__ = ["VERDICTS", "Finding", "Limits", "Verdict", "graded", "judged", "worst"]
+__all__ = ["VERDICTS", "Finding", "Limits", "Verdict", "graded", "judged", "warned", "worst"]
 
 Verdict = Literal["ok", "warn", "fail", "unknown"]
 VERDICTS: Final = ("ok", "unknown", "warn", "fail")  # from best to worst
@@ -39,6 +39,11 @@ class Limits:
 def judged(check: str, verdict: Verdict, detail: str, fix: str) -> Finding:
     """The finding of a step whose fix is the same whatever went wrong; an ok step shows none."""
     return Finding(check=check, verdict=verdict, detail=detail, fix="" if verdict == "ok" else fix)
+
+
+def warned(check: str, warn: bool, detail: str, fix: str) -> Finding:
+    """A step that can only pass or warn; the fix shows with the warning."""
+    return judged(check, "warn" if warn else "ok", detail, fix)
 
 
 def graded(value: float, warn_above: float, fail_above: float) -> Verdict:

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cityedge.cloud.fleet.alerts import ALERTS, Thresholds, diff, evaluate
+from cityedge.cloud.fleet.alerts import ALERTS, diff, evaluate
+from cityedge.cloud.fleet.config import AlertThresholds
 from cityedge.cloud.fleet.status import NodeHealth, Status
 from cityedge.protocol.health import CameraHealth, Heartbeat, StreamBacklog
 
@@ -42,15 +43,15 @@ SCENARIOS = [
 
 @pytest.mark.parametrize(("name", "health"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
 def test_each_alert_fires_on_its_condition(name: str, health: NodeHealth) -> None:
-    assert [a.name for a in evaluate([health], NOW, Thresholds())] == [name]
+    assert [a.name for a in evaluate([health], NOW, AlertThresholds())] == [name]
 
 
 def test_a_healthy_node_fires_nothing() -> None:
-    assert evaluate([node(drops=[4, 4])], NOW, Thresholds(), crl_stale=False) == []
+    assert evaluate([node(drops=[4, 4])], NOW, AlertThresholds(), crl_stale=False) == []
 
 
 def test_a_stale_crl_fires_district_wide() -> None:
-    assert [a.name for a in evaluate([], NOW, Thresholds(), crl_stale=True)] == ["CrlStale"]
+    assert [a.name for a in evaluate([], NOW, AlertThresholds(), crl_stale=True)] == ["CrlStale"]
 
 
 def test_every_alert_name_has_a_scenario() -> None:
@@ -58,7 +59,7 @@ def test_every_alert_name_has_a_scenario() -> None:
 
 
 def test_diff_reports_what_started_and_what_stopped() -> None:
-    first = evaluate([node(status=Status.OFFLINE)], NOW, Thresholds())
+    first = evaluate([node(status=Status.OFFLINE)], NOW, AlertThresholds())
     started = diff({}, first, NOW)
     assert [(c.alert.name, c.state) for c in started] == [("NodeOffline", "firing")]
     stopped = diff({a.key: a for a in first}, [], NOW)

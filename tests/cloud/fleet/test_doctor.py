@@ -9,8 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cityedge.cli import app
-from cityedge.cloud.fleet.alerts import Thresholds
-from cityedge.cloud.fleet.config import FleetSection
+from cityedge.cloud.fleet.config import AlertThresholds, FleetSection
 from cityedge.cloud.fleet.doctor import cloud_doctor
 from cityedge.cloud.fleet.monitor import FleetMonitor
 from cityedge.cloud.store import IngestRecord, RecordStore
@@ -19,6 +18,7 @@ from cityedge.pki import init_ca
 from tests.support.cloud import DISTRICT, envelope
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+DEFAULTS = AlertThresholds()
 FRESH_CA = {
     "crl": {"alert": False, "freshness": "fresh", "next_update": "2026-12-07"},
     "certificates": [],
@@ -54,23 +54,23 @@ def verdicts(found: list) -> dict[str, str]:  # type: ignore[type-arg]
 
 
 def test_a_healthy_node_is_ok_everywhere() -> None:
-    assert set(verdicts(cloud_doctor("n1", row(), FRESH_CA, NOW, Thresholds())).values()) == {"ok"}
+    assert set(verdicts(cloud_doctor("n1", row(), FRESH_CA, NOW, DEFAULTS)).values()) == {"ok"}
 
 
 def test_each_fault_is_named_with_its_fix() -> None:
-    offline = cloud_doctor("n1", row("offline"), FRESH_CA, NOW, Thresholds())
+    offline = cloud_doctor("n1", row("offline"), FRESH_CA, NOW, DEFAULTS)
     assert verdicts(offline)["status"] == "fail" and "power" in offline[0].fix
-    expired = {f.check: f for f in cloud_doctor("n1", row(cert_days_left=-2.0), FRESH_CA, NOW, Thresholds())}
+    expired = {f.check: f for f in cloud_doctor("n1", row(cert_days_left=-2.0), FRESH_CA, NOW, DEFAULTS)}
     assert expired["certificate"].verdict == "fail" and "enroll" in expired["certificate"].fix
     stale = {**FRESH_CA, "crl": {"alert": True, "next_update": "2026-11-01"}}
-    assert verdicts(cloud_doctor("n1", row(), stale, NOW, Thresholds()))["crl"] == "fail"
-    slow = cloud_doctor("n1", row(link={"rtt_ms": 900.0, "jitter_ms": 200.0}), FRESH_CA, NOW, Thresholds())
+    assert verdicts(cloud_doctor("n1", row(), stale, NOW, DEFAULTS))["crl"] == "fail"
+    slow = cloud_doctor("n1", row(link={"rtt_ms": 900.0, "jitter_ms": 200.0}), FRESH_CA, NOW, DEFAULTS)
     assert verdicts(slow)["rtt"] == "warn"
-    full = cloud_doctor("n1", row(drops={"telemetry/full": 40}), FRESH_CA, NOW, Thresholds())
+    full = cloud_doctor("n1", row(drops={"telemetry/full": 40}), FRESH_CA, NOW, DEFAULTS)
     assert verdicts(full)["outbox"] == "warn"
-    ahead = {f.check: f for f in cloud_doctor("n1", row(ts_offset_s=600), FRESH_CA, NOW, Thresholds())}
+    ahead = {f.check: f for f in cloud_doctor("n1", row(ts_offset_s=600), FRESH_CA, NOW, DEFAULTS)}
     assert ahead["clock"].verdict == "fail" and "NTP" in ahead["clock"].fix
-    assert verdicts(cloud_doctor("nX", None, FRESH_CA, NOW, Thresholds())) == {"status": "fail"}
+    assert verdicts(cloud_doctor("nX", None, FRESH_CA, NOW, DEFAULTS)) == {"status": "fail"}
 
 
 def test_the_command_reads_the_store_and_fails_for_an_offline_node(tmp_path: Path) -> None:

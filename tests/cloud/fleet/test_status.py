@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cityedge.cloud.fleet.status import TRANSITIONS, FleetState, Status, StatusRules, next_status
+from cityedge.cloud.fleet.config import FleetSection
+from cityedge.cloud.fleet.status import TRANSITIONS, FleetState, Status, next_status
 from cityedge.protocol.errors import TransitionError
 from cityedge.protocol.health import Heartbeat
 
@@ -19,7 +20,7 @@ def at(s: float) -> datetime:
 
 
 def fleet() -> FleetState:
-    return FleetState(StatusRules(default_interval_s=15.0, grace_s=1.0))
+    return FleetState(FleetSection(heartbeat_s=15.0, grace_s=1.0))
 
 
 def test_a_first_heartbeat_brings_a_node_online() -> None:

@@ -3,9 +3,9 @@ alert rules (`alerts.py`, pure), the monitor that applies them to what ingest st
 (`monitor.py`, imported directly: it needs the store), their Prometheus metrics and the cloud
 side of `cityedge doctor`."""
 
-from cityedge.cloud.fleet.alerts import ALERTS, Alert, Thresholds, evaluate
+from cityedge.cloud.fleet.alerts import ALERTS, Alert, evaluate
 from cityedge.cloud.fleet.config import AlertThresholds, FleetSection
-from cityedge.cloud.fleet.status import FleetState, NodeHealth, Status, StatusRules, Transition
+from cityedge.cloud.fleet.status import FleetState, NodeHealth, Status, Transition
 
 __all__ = [
     "ALERTS",
@@ -15,8 +15,6 @@ __all__ = [
     "FleetState",
     "NodeHealth",
     "Status",
-    "StatusRules",
-    "Thresholds",
     "Transition",
     "evaluate",
 ]

@@ -3,7 +3,8 @@
 The same alerts ship as Prometheus rules (`deploy/prometheus/cityedge-alerts.yml`, over the
 `cityedge_fleet_*` metrics the API exports), so a district with Prometheus and one without
 see the same names: NodeOffline, BacklogOld, Drops, CertExpiring, CrlStale, CameraBelowFps,
-LatencySlo, DiskNearlyFull. `diff` turns two evaluations into firing/resolved events.
+LatencySlo, DiskNearlyFull. They judge by the config's `fleet.alerts` thresholds as they are.
+`diff` turns two evaluations into firing/resolved events.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from cityedge.cloud.fleet.config import AlertThresholds
 from cityedge.cloud.fleet.status import NodeHealth, Status
 from cityedge.protocol.health import Heartbeat
 
-__all__ = ["ALERTS", "Alert", "AlertChange", "Thresholds", "diff", "evaluate"]
+__all__ = ["ALERTS", "Alert", "AlertChange", "diff", "evaluate"]
 
 ALERTS: Final = (
     "NodeOffline",
@@ -28,16 +30,6 @@ ALERTS: Final = (
     "LatencySlo",
     "DiskNearlyFull",
 )
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    backlog_s: float = 600.0
-    drops_window_s: float = 600.0
-    cert_days: float = 14.0
-    fps_ratio: float = 0.9
-    latency_slo_ms: float = 100.0
-    disk_free_ratio: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -62,7 +54,7 @@ class AlertChange:
 
 
 def evaluate(
-    nodes: Iterable[NodeHealth], now: datetime, t: Thresholds, *, crl_stale: bool | None = None
+    nodes: Iterable[NodeHealth], now: datetime, t: AlertThresholds, *, crl_stale: bool | None = None
 ) -> list[Alert]:
     out: list[Alert] = []
     if crl_stale:
@@ -80,7 +72,7 @@ def evaluate(
     return out
 
 
-def _node_alerts(h: NodeHealth, now: datetime, t: Thresholds) -> Iterator[Alert]:
+def _node_alerts(h: NodeHealth, now: datetime, t: AlertThresholds) -> Iterator[Alert]:
     if h.status is Status.OFFLINE:
         yield Alert("NodeOffline", h.node, "", "critical", f"{h.node} is offline: {h.reason}")
     beat = h.heartbeat
@@ -105,7 +97,7 @@ def _node_alerts(h: NodeHealth, now: datetime, t: Thresholds) -> Iterator[Alert]
         yield Alert("DiskNearlyFull", h.node, "disk", "warning", summary, ratio)
 
 
-def _camera_alerts(h: NodeHealth, beat: Heartbeat, t: Thresholds) -> Iterator[Alert]:
+def _camera_alerts(h: NodeHealth, beat: Heartbeat, t: AlertThresholds) -> Iterator[Alert]:
     for camera, cam in beat.cameras.items():
         if cam.fps_target and cam.fps < t.fps_ratio * cam.fps_target:
             summary = f"{h.node}/{camera}: {cam.fps:.1f} fps, target {cam.fps_target:g}"

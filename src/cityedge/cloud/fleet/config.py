@@ -29,6 +29,10 @@ class AlertThresholds(_Strict):
         0.1, gt=0, lt=1, description="alert when a node's data disk has less than this share free"
     )
 
+    @property
+    def backlog_s(self) -> float:
+        return self.backlog_minutes * 60
+
 
 class FleetSection(_Strict):
     heartbeat_s: float = Field(

@@ -5,10 +5,10 @@ Pure: the stored row, the CA status and `now` in, findings out."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-from cityedge.cloud.fleet.alerts import Thresholds
-from cityedge.protocol.doctor import Finding, Limits, graded, judged
+from cityedge.cloud.fleet.config import AlertThresholds
+from cityedge.protocol.doctor import Finding, Limits, graded, judged, warned
 from cityedge.protocol.errors import CityEdgeError
 from cityedge.protocol.health import Heartbeat, decode_heartbeat
 
@@ -17,10 +17,21 @@ __all__ = ["cloud_doctor"]
 ON_NODE = "run `cityedge doctor --config node.yaml` on the node for the link, disk and camera steps"
 # The link and clock steps judge by the node doctor's own limits, so both doctors agree.
 NODE_LIMITS = Limits()
+# The steps whose fix is the same whatever went wrong (see `judged`), by check.
+FIXES: Final = {
+    "status": (
+        "check the node's power and PoE, link lights and switch port, a DHCP or gateway change; "
+        "then the agent's log (`journalctl -u cityedge-agent -n 200`) and " + ON_NODE
+    ),
+    "rtt": "measure with ping and mtr from the node; nearer region, APN QoS, fallback link",
+    "outbox": "the node cannot drain: check its link and ingest; drops are counted by stream and reason",
+    "disk": "free space or shorten retention on the node",
+    "camera": "check the camera's stream and the node's CPU; " + ON_NODE,
+}
 
 
 def cloud_doctor(
-    node: str, row: Any | None, ca_status: dict[str, Any], now: datetime, t: Thresholds
+    node: str, row: Any | None, ca_status: dict[str, Any], now: datetime, t: AlertThresholds
 ) -> list[Finding]:
     if row is None:
         return [
@@ -56,13 +67,12 @@ def _status(row: Any, now: datetime) -> Finding:
         "status",
         "ok" if row.status == "online" else "fail" if row.status == "offline" else "warn",
         detail,
-        "check the node's power and PoE, link lights and switch port, a DHCP or gateway change; "
-        "then the agent's log (`journalctl -u cityedge-agent -n 200`) and " + ON_NODE,
+        FIXES["status"],
     )
 
 
 def _identity(
-    node: str, beat: Heartbeat | None, ca: dict[str, Any], now: datetime, t: Thresholds
+    node: str, beat: Heartbeat | None, ca: dict[str, Any], now: datetime, t: AlertThresholds
 ) -> list[Finding]:
     revoked = [c for c in ca.get("revoked", []) if c["device_id"] == node]
     live = [c for c in ca.get("certificates", []) if c["device_id"] == node]
@@ -133,15 +143,10 @@ def _link(beat: Heartbeat) -> Finding:
         f"median {link.rtt_ms:.0f} ms, p95 {p95:.0f} ms, jitter {jitter:.0f} ms, {link.reconnects} reconnects"
     )
     slow = link.rtt_ms > NODE_LIMITS.rtt_warn_ms or (link.jitter_ms or 0) > NODE_LIMITS.jitter_warn_ms
-    return judged(
-        "rtt",
-        "warn" if slow else "ok",
-        detail,
-        "measure with ping and mtr from the node; nearer region, APN QoS, fallback link",
-    )
+    return warned("rtt", slow, detail, FIXES["rtt"])
 
 
-def _backlog(beat: Heartbeat, t: Thresholds) -> Finding:
+def _backlog(beat: Heartbeat, t: AlertThresholds) -> Finding:
     waiting = sum(s.sent for s in beat.outbox.values())
     detail = (
         f"oldest record {beat.oldest_backlog_s:.0f} s, {sum(s.pending for s in beat.outbox.values())} "
@@ -149,15 +154,10 @@ def _backlog(beat: Heartbeat, t: Thresholds) -> Finding:
         f"{waiting} waiting for the store, {beat.dropped} dropped"
     )
     waits = bool(beat.dropped) or beat.oldest_backlog_s > t.backlog_s
-    return judged(
-        "outbox",
-        "warn" if waits else "ok",
-        detail,
-        "the node cannot drain: check its link and ingest; drops are counted by stream and reason",
-    )
+    return warned("outbox", waits, detail, FIXES["outbox"])
 
 
-def _disk(beat: Heartbeat, t: Thresholds) -> Finding:
+def _disk(beat: Heartbeat, t: AlertThresholds) -> Finding:
     ratio = beat.disk_free_ratio
     if ratio is None:
         return Finding(
@@ -165,7 +165,7 @@ def _disk(beat: Heartbeat, t: Thresholds) -> Finding:
         )
     detail = f"{ratio:.0%} free ({(beat.disk_free_bytes or 0) / 2**30:.1f} GiB)"
     low = ratio < t.disk_free_ratio
-    return judged("disk", "warn" if low else "ok", detail, "free space or shorten retention on the node")
+    return warned("disk", low, detail, FIXES["disk"])
 
 
 def _clock(row: Any) -> Finding:
@@ -185,18 +185,11 @@ def _clock(row: Any) -> Finding:
     return Finding(check="clock", verdict="ok", detail=f"heartbeat dated {-ahead:.1f} s before it was stored")
 
 
-def _cameras(beat: Heartbeat, t: Thresholds) -> list[Finding]:
+def _cameras(beat: Heartbeat, t: AlertThresholds) -> list[Finding]:
     out = []
     for name, cam in sorted(beat.cameras.items()):
         detail = f"{cam.fps:.1f} fps (target {cam.fps_target}), p95 {cam.p95_ms} ms, source {cam.source}"
         slow = cam.fps_target is not None and cam.fps < t.fps_ratio * cam.fps_target
         late = cam.p95_ms is not None and cam.p95_ms > t.latency_slo_ms
-        out.append(
-            judged(
-                f"camera:{name}",
-                "warn" if slow or late else "ok",
-                detail,
-                "check the camera's stream and the node's CPU; " + ON_NODE,
-            )
-        )
+        out.append(warned(f"camera:{name}", slow or late, detail, FIXES["camera"]))
     return out

@@ -19,9 +19,9 @@ from typing import Any
 import msgspec
 
 from cityedge.cloud.clock import utcnow
-from cityedge.cloud.fleet.alerts import Alert, AlertChange, Thresholds, diff, evaluate
-from cityedge.cloud.fleet.config import FleetSection
-from cityedge.cloud.fleet.status import FleetState, NodeHealth, Status, StatusRules, Transition, restored
+from cityedge.cloud.fleet.alerts import Alert, AlertChange, diff, evaluate
+from cityedge.cloud.fleet.config import AlertThresholds, FleetSection
+from cityedge.cloud.fleet.status import FleetState, NodeHealth, Status, Transition, restored
 from cityedge.cloud.store.fleet import FleetStore, HealthRow, NodeRow
 from cityedge.protocol.errors import CityEdgeError
 from cityedge.protocol.health import WILL_STREAM, Heartbeat, decode_heartbeat
@@ -40,22 +40,9 @@ class StepResult:
     alerts: list[AlertChange]
 
 
-def rules_of(config: FleetSection) -> StatusRules:
-    return StatusRules(
-        config.heartbeat_s, config.stale_after_missed, config.offline_after_missed, config.grace_s
-    )
-
-
-def thresholds_of(config: FleetSection) -> Thresholds:
-    a = config.alerts
-    return Thresholds(
-        a.backlog_minutes * 60,
-        a.drops_window_s,
-        a.cert_days,
-        a.fps_ratio,
-        a.latency_slo_ms,
-        a.disk_free_ratio,
-    )
+def thresholds_of(config: FleetSection) -> AlertThresholds:
+    """What the alert rules and the cloud doctor judge by: the config's own section."""
+    return config.alerts
 
 
 class FleetMonitor:
@@ -71,7 +58,7 @@ class FleetMonitor:
         self.config = config or FleetSection()
         self.clock = clock
         self.crl_stale = crl_stale
-        self.state = FleetState(rules_of(self.config))
+        self.state = FleetState(self.config)
         self.thresholds = thresholds_of(self.config)
         self.firing: dict[tuple[str, str, str], Alert] = {}
         self._json: dict[str, str] = {}  # node -> its latest heartbeat body as stored

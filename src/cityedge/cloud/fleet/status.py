@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
+from cityedge.cloud.fleet.config import FleetSection
 from cityedge.protocol.errors import TransitionError
 from cityedge.protocol.health import Heartbeat
 
-__all__ = ["TRANSITIONS", "FleetState", "NodeHealth", "Status", "StatusRules", "Transition"]
+__all__ = ["TRANSITIONS", "FleetState", "NodeHealth", "Status", "Transition"]
 
 
 class Status(StrEnum):
@@ -63,14 +64,6 @@ def next_status(state: Status | None, event: str) -> Status:
 
 
 @dataclass(frozen=True)
-class StatusRules:
-    default_interval_s: float = 15.0
-    stale_after_missed: int = 2
-    offline_after_missed: int = 4
-    grace_s: float = 2.0
-
-
-@dataclass(frozen=True)
 class Transition:
     node: str
     district: str
@@ -101,7 +94,7 @@ class NodeHealth:
 
 @dataclass
 class FleetState:
-    rules: StatusRules = field(default_factory=StatusRules)
+    rules: FleetSection = field(default_factory=FleetSection)  # heartbeat_s, *_after_missed, grace_s
     nodes: dict[str, NodeHealth] = field(default_factory=dict)
 
     def heartbeat(
@@ -145,7 +138,7 @@ class FleetState:
         if health.last_seen is None:
             return None
         r = self.rules
-        interval = health.interval_s or r.default_interval_s
+        interval = health.interval_s or r.heartbeat_s
         quiet = (now - health.last_seen).total_seconds() - r.grace_s
         if quiet >= r.offline_after_missed * interval:
             return "missed_offline"

@@ -10,8 +10,9 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
-from cityedge.protocol.doctor import Finding, Limits, graded, judged
+from cityedge.protocol.doctor import Finding, Limits, Verdict, graded, judged, warned
 
 __all__ = [
     "BacklogFacts",
@@ -82,41 +83,45 @@ class CrlFacts:
     error: str = ""
 
 
+# What the CRL check can find: its verdict and the fix the operator is shown.
+_CRL_CASES: Final[dict[str, tuple[Verdict, str]]] = {
+    "fresh": ("ok", ""),
+    "missing": (
+        "unknown",
+        "pass --crl FILE or set identity.api_url so the doctor can fetch the district CRL",
+    ),
+    "unreadable": ("unknown", "check that the control plane's API is reachable"),
+    "revokes us": (
+        "fail",
+        "the broker refuses revoked certificates: re-enroll the node if it should be trusted again",
+    ),
+    "stale": (
+        "fail",
+        "the control plane re-publishes the CRL: check that `cityedge api serve` runs, then reload the "
+        "broker (SIGHUP)",
+    ),
+}
+
+
 def judge_crl(c: CrlFacts | None, now: datetime) -> Finding:
+    case, detail = _crl_case(c, now)
+    verdict, fix = _CRL_CASES[case]
+    return Finding(check="crl", verdict=verdict, detail=detail, fix=fix)
+
+
+def _crl_case(c: CrlFacts | None, now: datetime) -> tuple[str, str]:
+    """Which of `_CRL_CASES` this is, and what was seen."""
     if c is None:
-        return Finding(
-            check="crl",
-            verdict="unknown",
-            detail="no CRL to check (no identity.api_url, no --crl)",
-            fix="pass --crl FILE or set identity.api_url so the doctor can fetch the district CRL",
-        )
+        return "missing", "no CRL to check (no identity.api_url, no --crl)"
     if c.error:
-        return Finding(
-            check="crl",
-            verdict="unknown",
-            detail=f"{c.source}: {c.error}",
-            fix="check that the control plane's API is reachable",
-        )
+        return "unreadable", f"{c.source}: {c.error}"
     if c.revokes_us:
-        return Finding(
-            check="crl",
-            verdict="fail",
-            detail=f"{c.source} lists this node's certificate as revoked",
-            fix="the broker refuses revoked certificates: re-enroll the node if it should be trusted again",
-        )
+        return "revokes us", f"{c.source} lists this node's certificate as revoked"
     if c.next_update is None or c.next_update <= now:
         when = f"{c.next_update:%Y-%m-%d %H:%M} UTC" if c.next_update else "unknown"
-        return Finding(
-            check="crl",
-            verdict="fail",
-            detail=f"{c.source} is stale (nextUpdate {when}): brokers refuse every client",
-            fix=(
-                "the control plane re-publishes the CRL: check that `cityedge api serve` runs, then "
-                "reload the broker (SIGHUP)"
-            ),
-        )
+        return "stale", f"{c.source} is stale (nextUpdate {when}): brokers refuse every client"
     left = (c.next_update - now).total_seconds() / 3600
-    return Finding(check="crl", verdict="ok", detail=f"fresh ({left:.0f} h to nextUpdate)")
+    return "fresh", f"fresh ({left:.0f} h to nextUpdate)"
 
 
 def judge_broker(target: str, error: str | None, tls_kind: str | None, hint: str | None) -> Finding:
@@ -188,9 +193,9 @@ def judge_backlog(b: BacklogFacts, lim: Limits) -> list[Finding]:
         )
     else:
         waits = bool(b.drops) or b.oldest_age_s > lim.backlog_warn_s
-        found = judged(
+        found = warned(
             "outbox",
-            "warn" if waits else "ok",
+            waits,
             detail,
             "records wait or were dropped: check the link and ingest; a stream's when_full decides what goes",
         )
@@ -210,9 +215,9 @@ def _waiting(b: BacklogFacts) -> Finding:
         f"{b.waiting_for_store} records the broker has wait for the store's acknowledgement (oldest "
         f"{age:.0f} s)"
     )
-    return judged(
+    return warned(
         "store-acks",
-        "warn" if age > b.store_ack_timeout_s else "ok",
+        age > b.store_ack_timeout_s,
         detail,
         "ingest is not acknowledging: is `cityedge cloud ingest` running, and does the broker's "
         "district match this node's? The records go again; none is lost",
@@ -237,9 +242,7 @@ def judge_disk(path: str, free: int, total: int, floor: int, retention: tuple[in
             ),
         )
     low = free < 2 * floor or free < total * 0.1 or (retention is not None and retention[0] > retention[1])
-    return judged(
-        "disk", "warn" if low else "ok", detail, "free space or shorten retention before the floor is reached"
-    )
+    return warned("disk", low, detail, "free space or shorten retention before the floor is reached")
 
 
 def judge_clock(skew_s: float | None, source: str, lim: Limits) -> Finding:

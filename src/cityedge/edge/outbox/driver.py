@@ -23,7 +23,7 @@ import msgspec
 from cityedge.edge.outbox.machine import Admitted, OutboxCore
 from cityedge.edge.outbox.policy import DEFAULT_POLICIES, OutboxLimits, ResendPolicy, StreamPolicy
 from cityedge.edge.outbox.port import AppendResult, Claim, Claimed, OutboxStats, stream_stats
-from cityedge.edge.outbox.storage import MemoryStore, NewRow, OutboxStorage, QuarantineEntry
+from cityedge.edge.outbox.storage import Changes, MemoryStore, NewRow, OutboxStorage, QuarantineEntry
 from cityedge.edge.outbox.store import DiskFullError, SqliteStore
 from cityedge.protocol.acks import StreamAck
 from cityedge.protocol.codec import encode_envelope
@@ -147,11 +147,14 @@ class Outbox:
                 self._core = self._rebuild()  # nothing was written: forget the plan
                 raise
             try:
+                streams = {r.stream for r in rows.values()}
                 self._storage.write(
-                    list(rows.values()),
-                    deletes,
-                    {s: self._core.streams[s].last_seq for s in {r.stream for r in rows.values()}},
-                    (self._core.drops - drops_before) + self._unsaved_drops,
+                    Changes(
+                        inserts=list(rows.values()),
+                        deletes=deletes,
+                        last_seq={s: self._core.streams[s].last_seq for s in streams},
+                        drops=(self._core.drops - drops_before) + self._unsaved_drops,
+                    )
                 )
             except DiskFullError:
                 self._core = self._rebuild()
@@ -345,7 +348,7 @@ class Outbox:
         if not gone:
             return
         try:
-            self._storage.write([], gone, {}, self._core.drops - drops_before)
+            self._storage.write(Changes(deletes=gone, drops=self._core.drops - drops_before))
         except BaseException:
             self._core = self._rebuild()
             raise

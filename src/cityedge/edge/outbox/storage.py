@@ -14,7 +14,7 @@ from typing import Protocol
 
 from cityedge.edge.outbox.machine import StoredRow
 
-__all__ = ["Loaded", "MemoryStore", "NewRow", "OutboxStorage", "QuarantineEntry"]
+__all__ = ["Changes", "Loaded", "MemoryStore", "NewRow", "OutboxStorage", "QuarantineEntry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,17 @@ class NewRow:
     appended_at: float
     expires_at: float | None
     payload: bytes
+
+
+@dataclass(frozen=True)
+class Changes:
+    """One durable transaction of the core's plan: evictions and expiries out, new records in,
+    the streams' last seqs and the drop counts to add."""
+
+    inserts: Sequence[NewRow] = ()
+    deletes: Sequence[tuple[str, int]] = ()
+    last_seq: Mapping[str, int] = field(default_factory=dict)
+    drops: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -54,13 +65,7 @@ class OutboxStorage(Protocol):
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]: ...
 
-    def write(
-        self,
-        inserts: Sequence[NewRow],
-        deletes: Sequence[tuple[str, int]],
-        last_seq: Mapping[str, int],
-        drops: Mapping[tuple[str, str], int],
-    ) -> None: ...
+    def write(self, changes: Changes) -> None: ...
 
     def read(self, stream: str, seqs: Sequence[int]) -> dict[int, tuple[str, bytes]]: ...
 
@@ -101,19 +106,13 @@ class MemoryStore:
         present = {r.record_id for r in self.records.values()} | set(self.acked)
         return present & set(ids)
 
-    def write(
-        self,
-        inserts: Sequence[NewRow],
-        deletes: Sequence[tuple[str, int]],
-        last_seq: Mapping[str, int],
-        drops: Mapping[tuple[str, str], int],
-    ) -> None:
-        for key in deletes:
+    def write(self, changes: Changes) -> None:
+        for key in changes.deletes:
             self.records.pop(key, None)
-        for row in inserts:
+        for row in changes.inserts:
             self.records[(row.stream, row.seq)] = row
-        self.last_seq.update(last_seq)
-        self.drops.update(drops)
+        self.last_seq.update(changes.last_seq)
+        self.drops.update(changes.drops)
 
     def read(self, stream: str, seqs: Sequence[int]) -> dict[int, tuple[str, bytes]]:
         rows = (self.records.get((stream, seq)) for seq in seqs)

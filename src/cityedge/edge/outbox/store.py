@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
 from cityedge.edge.outbox.machine import StoredRow
-from cityedge.edge.outbox.storage import Loaded, NewRow, QuarantineEntry
+from cityedge.edge.outbox.storage import Changes, Loaded, QuarantineEntry
 from cityedge.protocol.acks import seq_ranges
 from cityedge.protocol.errors import OutboxError
 
@@ -163,31 +163,25 @@ class SqliteStore:
             found.update(row[0] for row in rows)
         return found
 
-    def write(
-        self,
-        inserts: Sequence[NewRow],
-        deletes: Sequence[tuple[str, int]],
-        last_seq: Mapping[str, int],
-        drops: Mapping[tuple[str, str], int],
-    ) -> None:
+    def write(self, changes: Changes) -> None:
         """One durable transaction: evictions and expiries out, new records in, counters."""
         with self._transaction():
-            self._db.executemany("DELETE FROM records WHERE stream = ? AND seq = ?", deletes)
+            self._db.executemany("DELETE FROM records WHERE stream = ? AND seq = ?", changes.deletes)
             self._db.executemany(
                 "INSERT INTO records (id, stream, seq, appended_at, expires_at, size, payload)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 ((r.record_id, r.stream, r.seq, r.appended_at, r.expires_at, len(r.payload), r.payload)
-                 for r in inserts),
+                 for r in changes.inserts),
             )  # fmt: skip
             self._db.executemany(
                 "INSERT INTO streams (name, last_seq) VALUES (?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET last_seq = excluded.last_seq",
-                last_seq.items(),
+                changes.last_seq.items(),
             )
             self._db.executemany(
                 "INSERT INTO drops (stream, reason, n) VALUES (?, ?, ?)"
                 " ON CONFLICT (stream, reason) DO UPDATE SET n = n + excluded.n",
-                ((stream, reason, n) for (stream, reason), n in drops.items() if n),
+                ((stream, reason, n) for (stream, reason), n in changes.drops.items() if n),
             )
 
     def read(self, stream: str, seqs: Sequence[int]) -> dict[int, tuple[str, bytes]]:
