@@ -23,7 +23,7 @@ ZONES = CameraZones(
 )
 
 # a vehicle: (track id, foot x, foot y, velocity x[, hits, width, height]) at time t (seconds
-# from T0), or None when unseen
+# from T0), or None when unseen; the tracker finds each vehicle every frame, so hits grow
 Vehicle = Callable[[float], tuple[float, ...] | None]
 
 
@@ -33,20 +33,24 @@ def track(
     return TrackState(tid, "motion", Box(x - w / 2, y - h, x + w / 2, y), (vx, 0.0), T0, hits)
 
 
+def _hits(t: float) -> int:
+    return 10 + round(t * FPS)
+
+
 def drives(tid: int, y: float, x0: float, vx: float, until: float = 1e9) -> Vehicle:
-    return lambda t: (tid, x0 + vx * t, y, vx) if t < until else None
+    return lambda t: (tid, x0 + vx * t, y, vx, _hits(t)) if t < until else None
 
 
 def stops(tid: int, y: float, x0: float, vx: float, at: float, leaves: float = 1e9) -> Vehicle:
-    def where(t: float) -> tuple[int, float, float, float]:
+    def where(t: float) -> tuple[int, float, float, float, int]:
         if t < at:
-            return (tid, x0 + vx * t, y, vx)
+            return (tid, x0 + vx * t, y, vx, _hits(t))
         if t < leaves:
-            return (tid, x0 + vx * at, y, 0.0)
-        return (tid, x0 + vx * (at + t - leaves), y, vx)
+            return (tid, x0 + vx * at, y, 0.0, _hits(t))
+        return (tid, x0 + vx * (at + t - leaves), y, vx, _hits(t))
 
     return where
 
 
 def ghost(tid: int, y: float, x: float) -> Vehicle:
-    return lambda t: (tid, x, y, 0.0)
+    return lambda t: (tid, x, y, 0.0, _hits(t))

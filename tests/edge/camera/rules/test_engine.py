@@ -195,7 +195,7 @@ def test_after_a_storm_the_next_incident_says_how_many_were_held_back() -> None:
 def test_a_far_small_vehicle_needs_less_travel_than_a_near_one() -> None:
     # a 12 px tall vehicle drives the wrong way 60 px (5 box heights), under the 90 px threshold
     def small(t: float) -> tuple[float, ...] | None:
-        return (1, 1000 - 50 * t, 180, -50.0, 10, 20, 12) if t < 1.2 else None
+        return (1, 1000 - 50 * t, 180, -50.0, 10 + round(t * 10), 20, 12) if t < 1.2 else None
 
     cfg = RuleConfig(reference_width=1000)  # no scaling: thresholds as written
     assert incidents(run([small], 3, cfg)) == [("wrong_way", "east")]
@@ -256,3 +256,45 @@ def test_a_vehicle_cut_off_by_the_frame_edge_is_not_judged_stopped_until_it_is_i
     in_view = stops(2, 180, 0, 120, at=2.0)  # stands at x = 240, box from 210
     assert incidents(run([at_edge], 20)) == []
     assert incidents(run([in_view], 20)) == [("stopped_vehicle", "east")]
+
+
+def _fragment(tid: int, x0: float, start: float, end: float, vx: float = -150.0) -> Vehicle:
+    """A wrong-way car in the east lane seen under track `tid` from `start` to `end` only."""
+    return lambda t: (tid, x0 + vx * t, 180, vx, 10 + round(t * FPS)) if start <= t < end else None
+
+
+def _oncoming_then(x0: float, start: float, end: float) -> Vehicle:
+    """Track 2: a car driving the lane's way until it merges with the wrong-way car, whose
+    track id it then carries (the tracker kept the id of the blob, not of the car)."""
+    return lambda t: (
+        (2, 500 + 150 * t, 180, 150.0, 10 + round(t * FPS)) if t < 0.6 else _fragment(2, x0, start, end)(t)
+    )
+
+
+def test_a_wrong_way_drive_carried_on_by_another_track_is_one_incident() -> None:
+    # a wrong-way car meets oncoming cars: its blob merges with theirs and comes out under
+    # another id. Neither piece alone goes far or long enough (75 and 60 px, 0.5 and 0.4 s).
+    pieces = [_fragment(1, 900, 0.0, 0.5), _oncoming_then(900, 0.7, 1.1)]
+    found = [i for o in run(pieces, 3) for i in o.incidents]
+    assert [(i.type, i.lane, i.track_id) for i in found] == [("wrong_way", "east", 2)]
+    assert found[0].started_at == T0  # the drive began with the first piece
+    # the second piece appears behind where the drive was lost: another vehicle, no hand-over
+    assert incidents(run([_fragment(1, 900, 0.0, 0.5), _oncoming_then(1060, 0.7, 1.1)], 3)) == []
+    # ... and one that appears too late is not carried on either
+    assert incidents(run([_fragment(1, 900, 0.0, 0.5), _oncoming_then(900, 1.8, 2.2)], 3)) == []
+
+
+def test_a_blob_growing_at_its_front_is_not_driving_the_wrong_way() -> None:
+    # a vehicle merging into a still blob stretches it the wrong way: its foot moves 200 px
+    # against the lane, its rear edge stays where it was
+    def growing(t: float) -> tuple[float, ...]:
+        x1, x2 = 900 - 200 * t, 960
+        return (1, (x1 + x2) / 2, 180, -100.0, 10 + round(t * FPS), x2 - x1, 30)
+
+    assert incidents(run([growing], 2)) == []
+
+
+def test_a_coasting_track_is_no_evidence_of_driving_the_wrong_way() -> None:
+    # the tracker lost the vehicle (hits stop growing) and moves its box along on a guess
+    assert incidents(run([lambda t: (1, 900 - 150 * t, 180, -150.0, 10)], 3)) == []
+    assert incidents(run([_fragment(1, 900, 0.0, 3.0)], 3)) == [("wrong_way", "east")]

@@ -37,7 +37,7 @@ class RuleEngine:
         self.config = (config or RuleConfig()).for_width(zones.frame_size[0])
         self._tracks = TrackBook(self.config)
         self._stopped = StoppedRule(self.config, zones.frame_size)
-        self._wrong_way = WrongWayRule(self.config)
+        self._wrong_way = WrongWayRule(self.config, zones.frame_size)
         self._lanes = {lane.name: LaneState() for lane in zones.lanes}
         self._counts = Counter(zones, self.config.count_window_s)
 

@@ -7,13 +7,25 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from cityedge.edge.camera.rules.config import RuleConfig
 from cityedge.protocol.vision import TrackState
 
-__all__ = ["Point", "TrackBook", "TrackMemory"]
+__all__ = ["Drive", "Point", "TrackBook", "TrackMemory"]
 
 Point = tuple[float, float]
+
+
+class Drive(NamedTuple):
+    """A track's drive the wrong way: since when, from where (its foot, or where a drive it
+    carries on began), and where its box's rear and front lay and how tall it was when this
+    track took it up."""
+
+    since: float
+    start: Point
+    ends: Point
+    height: float
 
 
 @dataclass
@@ -21,7 +33,7 @@ class TrackMemory:
     lane: str | None = None
     origin: Point | None = None
     moved: bool = False
-    against: tuple[float, Point, float] | None = None  # wrong way since when, from where, box height
+    against: Drive | None = None
     history: deque[tuple[float, Point]] = field(default_factory=deque)
     still_since: float | None = None
     reported: set[str] = field(default_factory=set)

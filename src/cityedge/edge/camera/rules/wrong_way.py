@@ -1,7 +1,10 @@
 """Wrong way: a track that keeps travelling against its lane's direction, far and long enough.
 
 One incident per offending vehicle (a track, and the fragments it hands over to), with a
-per-lane storm limit so a lane full of reversed traffic cannot flood the uplink.
+per-lane storm limit so a lane full of reversed traffic cannot flood the uplink. A wrong-way
+car meets oncoming traffic: its blob merges with an oncoming one and comes out under another
+track id. A track that starts going the wrong way just ahead of where a drive in its lane was
+lost a moment ago carries that drive on (its start, and whether it was reported).
 """
 
 from __future__ import annotations
@@ -9,16 +12,34 @@ from __future__ import annotations
 import math
 
 from cityedge.edge.camera.rules.config import RuleConfig
-from cityedge.edge.camera.rules.lanes import LaneState
-from cityedge.edge.camera.rules.tracks import Point, TrackMemory
+from cityedge.edge.camera.rules.lanes import AgainstRun, LaneState
+from cityedge.edge.camera.rules.tracks import Drive, Point, TrackMemory
 from cityedge.protocol.vision import Incident, TrackState
 
 __all__ = ["WrongWayRule"]
 
+HANDOVER_S = 1.0  # a drive lost this long ago may be carried on by another track
+REAR_SHARE = 0.5  # the box's rear and front must each have come this share of the needed travel
+SIZE_CHANGE = 2.0  # the box may not have grown or shrunk more than this since the track took up the drive
+_EDGE_PX = 2.0  # a box this close to the frame's edge is cut off by it
+CAR_ASPECT = 3.0  # width over height of the widest box a drive is carried between
+
 
 class WrongWayRule:
-    def __init__(self, config: RuleConfig) -> None:
+    def __init__(self, config: RuleConfig, frame_size: tuple[int, int] | None = None) -> None:
         self.config = config
+        self.frame_size = frame_size
+
+    def _both_ends_moved(self, track: TrackState, ends: Point, start: Point, least: float) -> bool:
+        """Whether the box's rear and its front have both come `least` pixels the wrong way:
+        a car driving moves both, a blob that grows as a vehicle merges into it (or shrinks as
+        one leaves it) moves one. A front cut off by the frame's edge cannot move."""
+        if ends[0] - start[0] < least:
+            return False
+        if ends[1] - start[1] >= least or self.frame_size is None:
+            return True
+        b, (width, height) = track.box, self.frame_size
+        return min(b.x1, b.y1) <= _EDGE_PX or b.x2 >= width - _EDGE_PX or b.y2 >= height - _EDGE_PX
 
     def judge(
         self,
@@ -30,24 +51,39 @@ class WrongWayRule:
         memory: TrackMemory,
         t: float,
     ) -> Incident | None:
-        if direction is None or "wrong_way" in memory.reported:
-            return None
+        if direction is None or "wrong_way" in memory.reported or memory.last_hit != t:
+            return None  # (a track the tracker did not find this frame coasts on a guess: no evidence)
         # in a queue, blobs of several cars shrink and grow at their ends, which moves a blob's
         # centre backwards without anyone driving backwards: no wrong-way judgement there
         if state.queue.congested or state.queue.forming or not self._against(direction, track.velocity):
             memory.against = None
             return None
         foot, height = track.box.foot, track.box.y2 - track.box.y1
+        ends = _ends(track, direction)
         if memory.against is None:
-            memory.against = (t, foot, height)
-            return None
+            run = _handover(state, track, direction, t)
+            if run is None:
+                memory.against = Drive(t, foot, ends, height)
+                self._seen(state, track, memory, t)
+                return None
+            memory.against = Drive(run.since, _carried_start(run, track, t), ends, height)
+            run.reported |= memory.reported
+            memory.reported = run.reported
+            if "wrong_way" in memory.reported:
+                return None
         t0, p0 = self._start(memory, foot, height)
+        self._seen(state, track, memory, t)
         dx, dy = foot[0] - p0[0], foot[1] - p0[1]
         travel = math.hypot(dx, dy)
         cfg = self.config
         need = min(cfg.wrong_way_min_travel_px, cfg.wrong_way_min_travel_boxes * height)
         if t - t0 < cfg.wrong_way_min_s or travel < need or not self._against(direction, (dx, dy)):
             return None
+        drive = memory.against
+        if not self._both_ends_moved(track, ends, drive.ends, REAR_SHARE * need):
+            return None  # the box grew at one end or shrank at the other (blobs merging or parting)
+        if not 1 / SIZE_CHANGE <= height / max(drive.height, 1.0) <= SIZE_CHANGE:
+            return None  # a blob fading out or swelling, not one car driving
         memory.reported.add("wrong_way")  # one incident per vehicle, reported or held back
         if not state.storm_allows(t, cfg.wrong_way_storm_max, cfg.wrong_way_storm_window_s):
             state.held_back += 1
@@ -67,16 +103,31 @@ class WrongWayRule:
         )
 
     @staticmethod
+    def _seen(state: LaneState, track: TrackState, memory: TrackMemory, t: float) -> None:
+        """The lane's record of the track's wrong-way drive, for a track that may carry it on."""
+        assert memory.against is not None
+        b = track.box
+        state.against[track.track_id] = AgainstRun(
+            memory.against.since,
+            memory.against.start,
+            t,
+            b.foot,
+            (b.x1, b.y1, b.x2, b.y2),
+            math.hypot(*track.velocity),
+            memory.reported,
+        )
+
+    @staticmethod
     def _start(memory: TrackMemory, foot: Point, height: float) -> tuple[float, Point]:
         """Since when and from where the track has been going the wrong way."""
         assert memory.against is not None
-        t0, p0, _ = memory.against
+        t0, p0 = memory.against.since, memory.against.start
         if memory.before is not None and not 0.7 <= height / max(memory.before[1], 1.0) <= 1.43:
             # the blob merged with or split from a neighbour since the last frame, which moved
             # its foot without driving: that jump is not travel
             (bx, by), _ = memory.before
             p0 = (p0[0] + foot[0] - bx, p0[1] + foot[1] - by)
-            memory.against = (t0, p0, height)
+            memory.against = memory.against._replace(start=p0)
         return t0, p0
 
     def _against(self, direction: Point, motion: Point) -> bool:
@@ -85,3 +136,59 @@ class WrongWayRule:
         if norm < max(self.config.wrong_way_min_speed_px_s, 1e-9):
             return False
         return (motion[0] * direction[0] + motion[1] * direction[1]) / norm <= self.config.wrong_way_max_cos
+
+
+def _handover(state: LaneState, track: TrackState, direction: Point, t: float) -> AgainstRun | None:
+    """The drive in this lane, lost under `HANDOVER_S` ago by another track, that `track` now
+    going the wrong way continues: its foot lies between the back of that track's last box and
+    just ahead of the box's front (as far as it could have driven since), along the lane."""
+    for tid, run in list(state.against.items()):
+        if t - run.last > HANDOVER_S:
+            del state.against[tid]
+    foot, height = track.box.foot, track.box.y2 - track.box.y1
+    box = (track.box.x1, track.box.y1, track.box.x2, track.box.y2)
+    ahead = (-direction[0], -direction[1])  # the wrong way
+    along = foot[0] * ahead[0] + foot[1] * ahead[1]
+    across = foot[1] * ahead[0] - foot[0] * ahead[1]
+    for tid, run in state.against.items():
+        if tid == track.track_id or run.last >= t or not (_car_like(run.box) and _car_like(box)):
+            continue
+        x1, y1, x2, y2 = run.box
+        corners = ((x1, y1), (x1, y2), (x2, y1), (x2, y2))
+        alongs = [x * ahead[0] + y * ahead[1] for x, y in corners]
+        acrosses = [y * ahead[0] - x * ahead[1] for x, y in corners]
+        reach = max(run.speed, math.hypot(*track.velocity)) * (t - run.last) + height
+        if min(alongs) - height <= along <= max(alongs) + reach and (
+            min(acrosses) - height <= across <= max(acrosses) + height
+        ):
+            del state.against[tid]
+            return run
+    return None
+
+
+def _carried_start(run: AgainstRun, track: TrackState, t: float) -> Point:
+    """Where the carried-on drive counts from: the travel the drive had made, plus the step from
+    where it was lost to where it is found, no longer than it could have driven in between (the
+    foot of a blob that merged with oncoming cars lies off the car's), back from the foot now."""
+    foot = track.box.foot
+    made = (run.foot[0] - run.start[0], run.foot[1] - run.start[1])
+    step = (foot[0] - run.foot[0], foot[1] - run.foot[1])
+    reach = max(run.speed, math.hypot(*track.velocity)) * (t - run.last)
+    length = math.hypot(*step)
+    if length > reach:
+        step = (step[0] * reach / length, step[1] * reach / length)
+    return (foot[0] - made[0] - step[0], foot[1] - made[1] - step[1])
+
+
+def _car_like(box: tuple[float, float, float, float]) -> bool:
+    """A box one vehicle could fill: a blob of several merged vehicles (a queue discharging,
+    cars side by side) stretches far wider than tall, and its foot says little of any one car."""
+    x1, y1, x2, y2 = box
+    return x2 - x1 <= CAR_ASPECT * (y2 - y1)
+
+
+def _ends(track: TrackState, direction: Point) -> Point:
+    """How far the wrong way the box's rear and its front lie (along the lane, reversed)."""
+    b = track.box
+    along = [-x * direction[0] - y * direction[1] for x in (b.x1, b.x2) for y in (b.y1, b.y2)]
+    return (min(along), max(along))
