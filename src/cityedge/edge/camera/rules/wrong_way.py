@@ -30,6 +30,14 @@ class WrongWayRule:
         self.config = config
         self.frame_size = frame_size
 
+    def _one_car_drove(self, track: TrackState, ends: Point, drive: Drive, need: float) -> bool:
+        """Not a blob that grew at one end or shrank at the other (blobs merging or parting),
+        nor one fading out or swelling: the same car's box, moved whole."""
+        height = track.box.y2 - track.box.y1
+        if not 1 / SIZE_CHANGE <= height / max(drive.height, 1.0) <= SIZE_CHANGE:
+            return False
+        return self._both_ends_moved(track, ends, drive.ends, REAR_SHARE * need)
+
     def _both_ends_moved(self, track: TrackState, ends: Point, start: Point, least: float) -> bool:
         """Whether the box's rear and its front have both come `least` pixels the wrong way:
         a car driving moves both, a blob that grows as a vehicle merges into it (or shrinks as
@@ -79,11 +87,8 @@ class WrongWayRule:
         need = min(cfg.wrong_way_min_travel_px, cfg.wrong_way_min_travel_boxes * height)
         if t - t0 < cfg.wrong_way_min_s or travel < need or not self._against(direction, (dx, dy)):
             return None
-        drive = memory.against
-        if not self._both_ends_moved(track, ends, drive.ends, REAR_SHARE * need):
-            return None  # the box grew at one end or shrank at the other (blobs merging or parting)
-        if not 1 / SIZE_CHANGE <= height / max(drive.height, 1.0) <= SIZE_CHANGE:
-            return None  # a blob fading out or swelling, not one car driving
+        if not self._one_car_drove(track, ends, memory.against, need):
+            return None
         memory.reported.add("wrong_way")  # one incident per vehicle, reported or held back
         if not state.storm_allows(t, cfg.wrong_way_storm_max, cfg.wrong_way_storm_window_s):
             state.held_back += 1
