@@ -67,7 +67,7 @@ class WrongWayRule:
             memory.against = None
             return None
         foot, height = track.box.foot, track.box.y2 - track.box.y1
-        ends = _ends(track, direction)
+        ends = _ends((track.box.x1, track.box.y1, track.box.x2, track.box.y2), direction)
         if memory.against is None:
             run = _handover(state, track, direction, t)
             if run is None:
@@ -159,11 +159,10 @@ def _handover(state: LaneState, track: TrackState, direction: Point, t: float) -
         if tid == track.track_id or run.last >= t or not (_car_like(run.box) and _car_like(box)):
             continue
         x1, y1, x2, y2 = run.box
-        corners = ((x1, y1), (x1, y2), (x2, y1), (x2, y2))
-        alongs = [x * ahead[0] + y * ahead[1] for x, y in corners]
-        acrosses = [y * ahead[0] - x * ahead[1] for x, y in corners]
+        rear, front = _ends(run.box, direction)
+        acrosses = [y * ahead[0] - x * ahead[1] for x in (x1, x2) for y in (y1, y2)]
         reach = max(run.speed, math.hypot(*track.velocity)) * (t - run.last) + height
-        if min(alongs) - height <= along <= max(alongs) + reach and (
+        if rear - height <= along <= front + reach and (
             min(acrosses) - height <= across <= max(acrosses) + height
         ):
             del state.against[tid]
@@ -192,8 +191,8 @@ def _car_like(box: tuple[float, float, float, float]) -> bool:
     return x2 - x1 <= CAR_ASPECT * (y2 - y1)
 
 
-def _ends(track: TrackState, direction: Point) -> Point:
+def _ends(box: tuple[float, float, float, float], direction: Point) -> Point:
     """How far the wrong way the box's rear and its front lie (along the lane, reversed)."""
-    b = track.box
-    along = [-x * direction[0] - y * direction[1] for x in (b.x1, b.x2) for y in (b.y1, b.y2)]
+    x1, y1, x2, y2 = box
+    along = [-x * direction[0] - y * direction[1] for x in (x1, x2) for y in (y1, y2)]
     return (min(along), max(along))
