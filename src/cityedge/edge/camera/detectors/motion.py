@@ -29,55 +29,45 @@ __all__ = ["MotionConfig", "MotionDetector", "merge_boxes"]
 
 
 class MotionConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
-    width: int = Field(320, ge=32, description="frames are downscaled to this width first")
-    blur: int = Field(5, ge=1, description="Gaussian kernel (odd) against sensor noise")
-    threshold: int = Field(22, ge=1, le=255, description="grey-level difference that counts as motion")
-    warmup_frames: int = Field(15, ge=1, description="frames whose median is the first background")
-    alpha_background: float = Field(0.02, gt=0, le=1, description="per-frame learning rate, still pixels")
-    alpha_foreground: float = Field(
-        0.0002,
-        ge=0,
-        le=1,
-        description="per-frame learning rate, moving pixels: minutes, so a car that stood and left"
-        " leaves no ghost",
-    )
-    min_gain: float = Field(
-        0.35,
-        gt=0,
-        le=1,
-        description="the threshold follows the exposure down (a frame at half the brightness has"
-        " half the contrast), to this fraction of `threshold` at the least",
-    )
-    ghost_ratio: float = Field(
-        2.0,
-        gt=1,
-        description="a blob is a ghost when the background's edges along its outline are this many"
-        " times the frame's (a vehicle that left: its outline is in the background, not in the frame)",
-    )
-    ghost_frames: int = Field(
-        30, ge=0, description="frames a blob must look like a ghost before it is learnt at once (0: never)"
-    )
-    ghost_still_frames: int = Field(
-        30,
-        ge=1,
-        description="frames a moving pixel must stand unchanged before the ghost tests judge it (a"
-        " crawling queue stands for moments, a ghost for good)",
-    )
-    ghost_seam: float = Field(
-        0.4,
-        gt=0,
-        le=1,
-        description="... or when this share of its rim continues the background around it (the frame"
-        " just inside the blob within `ghost_seam_level` of the background just outside): the"
-        " road a ghost hides runs on across its outline, a vehicle's body does not",
-    )
-    ghost_seam_level: float = Field(8.0, gt=0, description="grey levels within which the rim continues")
-    open_px: int = Field(3, ge=1, description="opening kernel (processed pixels) removing speckle")
-    close_px: int = Field(7, ge=1, description="closing kernel joining a vehicle's parts")
-    min_area: float = Field(0.0005, ge=0, description="smallest blob, as a fraction of the frame area")
-    region_pad: float = Field(0.2, ge=0, description="regions grow by this fraction of their size")
+    width: int = Field(320, ge=32)
+    """frames are downscaled to this width first"""
+    blur: int = Field(5, ge=1)
+    """Gaussian kernel (odd) against sensor noise"""
+    threshold: int = Field(22, ge=1, le=255)
+    """grey-level difference that counts as motion"""
+    warmup_frames: int = Field(15, ge=1)
+    """frames whose median is the first background"""
+    alpha_background: float = Field(0.02, gt=0, le=1)
+    """per-frame learning rate, still pixels"""
+    alpha_foreground: float = Field(0.0002, ge=0, le=1)
+    """per-frame learning rate, moving pixels: minutes, so a car that stood and left leaves no ghost"""
+    min_gain: float = Field(0.35, gt=0, le=1)
+    """the threshold follows the exposure down (a frame at half the brightness has half the contrast),
+    to this fraction of `threshold` at the least"""
+    ghost_ratio: float = Field(2.0, gt=1)
+    """a blob is a ghost when the background's edges along its outline are this many times the frame's
+    (a vehicle that left: its outline is in the background, not in the frame)"""
+    ghost_frames: int = Field(30, ge=0)
+    """frames a blob must look like a ghost before it is learnt at once (0: never)"""
+    ghost_still_frames: int = Field(30, ge=1)
+    """frames a moving pixel must stand unchanged before the ghost tests judge it (a crawling queue
+    stands for moments, a ghost for good)"""
+    ghost_seam: float = Field(0.4, gt=0, le=1)
+    """... or when this share of its rim continues the background around it (the frame just inside the
+    blob within `ghost_seam_level` of the background just outside): the road a ghost hides runs on
+    across its outline, a vehicle's body does not"""
+    ghost_seam_level: float = Field(8.0, gt=0)
+    """grey levels within which the rim continues"""
+    open_px: int = Field(3, ge=1)
+    """opening kernel (processed pixels) removing speckle"""
+    close_px: int = Field(7, ge=1)
+    """closing kernel joining a vehicle's parts"""
+    min_area: float = Field(0.0005, ge=0)
+    """smallest blob, as a fraction of the frame area"""
+    region_pad: float = Field(0.2, ge=0)
+    """regions grow by this fraction of their size"""
     region_min_pad_px: int = Field(8, ge=0)
 
 
