@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from cityedge.cloud.store.migrations.ddl import create_table, drop_tables
+from cityedge.cloud.store.migrations.ddl import create_table, create_token_table, drop_tables
 
 revision = "0002_registry"
 down_revision = "0001_records"
@@ -31,15 +31,11 @@ def upgrade() -> None:
         key="device_id",
         unique=["serial", "mac"],
     )
-    create_table(
+    create_token_table(
         "enrollment_tokens",
-        sa.Column("token_hash", sa.String(64), nullable=False),
         sa.Column("serial", sa.String(128), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
-        key="token_hash",
-        indexes=[("serial",)],
     )
     create_table(
         "certificates",

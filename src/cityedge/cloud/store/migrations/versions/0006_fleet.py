@@ -9,14 +9,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from cityedge.cloud.store.migrations.ddl import create_table, drop_tables
+from cityedge.cloud.store.migrations.ddl import create_table, drop_tables, id_column
 
 revision = "0006_fleet"
 down_revision = "0005_quarantine"
 branch_labels = None
 depends_on = None
 
-_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _JSON = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
@@ -37,7 +36,7 @@ def upgrade() -> None:
     )
     create_table(
         "fleet_transitions",
-        sa.Column("id", _ID, sa.Identity(), nullable=False),
+        id_column(),
         sa.Column("node", sa.String(63), nullable=False),
         sa.Column("district", sa.String(63), nullable=False),
         sa.Column("before", sa.String(16), nullable=True),
@@ -49,7 +48,7 @@ def upgrade() -> None:
     )
     create_table(
         "fleet_alerts",
-        sa.Column("id", _ID, sa.Identity(), nullable=False),
+        id_column(),
         sa.Column("alert", sa.String(63), nullable=False),
         sa.Column("node", sa.String(63), nullable=False),
         sa.Column("subject", sa.String(127), nullable=False),
