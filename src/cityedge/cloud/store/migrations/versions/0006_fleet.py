@@ -6,6 +6,8 @@ Revises: 0005_quarantine
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -19,11 +21,19 @@ depends_on = None
 _JSON = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
+def _node_and_district() -> list[sa.Column[Any]]:
+    """Which node a row is about, and its district: how the status and transition tables
+    (and the queries over them) name a node."""
+    return [
+        sa.Column("node", sa.String(63), nullable=False),
+        sa.Column("district", sa.String(63), nullable=False),
+    ]
+
+
 def upgrade() -> None:
     create_table(
         "fleet_nodes",
-        sa.Column("node", sa.String(63), nullable=False),
-        sa.Column("district", sa.String(63), nullable=False),
+        *_node_and_district(),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("since", sa.DateTime(timezone=True), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
@@ -37,8 +47,7 @@ def upgrade() -> None:
     create_table(
         "fleet_transitions",
         id_column(),
-        sa.Column("node", sa.String(63), nullable=False),
-        sa.Column("district", sa.String(63), nullable=False),
+        *_node_and_district(),
         sa.Column("before", sa.String(16), nullable=True),
         sa.Column("after", sa.String(16), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
