@@ -6,6 +6,8 @@ can run several consumers in one process.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["IngestMetrics"]
@@ -13,44 +15,31 @@ __all__ = ["IngestMetrics"]
 
 class IngestMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.records = Counter(
-            "cityedge_ingest_records", "Records stored (first arrival).", ["stream"], registry=registry
-        )
+        # prometheus_client joins namespace, subsystem and name: cityedge_ingest_<name>.
+        common: dict[str, Any] = {"namespace": "cityedge", "subsystem": "ingest", "registry": registry}
+        self.records = Counter("records", "Records stored (first arrival).", ["stream"], **common)
         self.duplicates = Counter(
-            "cityedge_ingest_duplicates",
-            "Records already stored (redeliveries).",
-            ["stream"],
-            registry=registry,
+            "duplicates", "Records already stored (redeliveries).", ["stream"], **common
         )
         self.messages = Counter(
-            "cityedge_ingest_messages",
-            "Messages received from the broker (redeliveries included).",
-            registry=registry,
+            "messages", "Messages received from the broker (redeliveries included).", **common
         )
-        self.batches = Counter(
-            "cityedge_ingest_batches", "Messages whose records were committed.", registry=registry
-        )
+        self.batches = Counter("batches", "Messages whose records were committed.", **common)
         self.store_failures = Counter(
-            "cityedge_ingest_store_failures", "Store writes that failed and were retried.", registry=registry
+            "store_failures", "Store writes that failed and were retried.", **common
         )
-        self.reconnects = Counter(
-            "cityedge_ingest_reconnects", "Broker connections made after the first.", registry=registry
-        )
+        self.reconnects = Counter("reconnects", "Broker connections made after the first.", **common)
         self.insert_seconds = Histogram(
-            "cityedge_ingest_insert_seconds",
+            "insert_seconds",
             "Time to commit one group of messages.",
-            registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            **common,
         )
         self.quarantined = Counter(
-            "cityedge_ingest_quarantined",
+            "quarantined",
             "Records (or whole messages) that could not be stored, kept in the quarantine, by reason.",
             ["reason"],
-            registry=registry,
+            **common,
         )
-        self.store_acks = Counter(
-            "cityedge_ingest_store_acks", "Store acknowledgements published to nodes.", registry=registry
-        )
-        self.connected = Gauge(
-            "cityedge_ingest_connected", "1 while connected to the broker.", registry=registry
-        )
+        self.store_acks = Counter("store_acks", "Store acknowledgements published to nodes.", **common)
+        self.connected = Gauge("connected", "1 while connected to the broker.", **common)

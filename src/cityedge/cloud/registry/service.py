@@ -8,7 +8,6 @@ certificates (brokers, the API, ingest, the revoker) are signed and recorded her
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,30 +20,21 @@ from cryptography.hazmat.primitives import serialization
 from cityedge.cloud.registry.inventory import ImportPlan, parse_inventory, plan_import
 from cityedge.cloud.registry.tokens import DEFAULT_TOKEN_TTL, hash_token, new_token, token_refusal
 from cityedge.cloud.store.registry import CertificateRow, RegistryStore
-from cityedge.pki import (
-    CaLayout,
-    CertificateAuthority,
-    Revocation,
-    build_crl,
-    certificate_id,
-    crl_state,
-    load_crl,
-    load_csr,
-    serial_hex,
-    write_crl,
-)
+from cityedge.pki import CaLayout, CertificateAuthority, Revocation, certificate_id, load_csr, serial_hex
 from cityedge.pki.ca import DEFAULT_DEVICE_LIFETIME
-from cityedge.pki.crl import DEFAULT_CRL_VALIDITY, CrlFreshness
+from cityedge.pki.crl import DEFAULT_CRL_VALIDITY, CrlFreshness, build_crl, crl_state, load_crl, write_crl
 from cityedge.pki.profile import CertProfile
 from cityedge.protocol.errors import EnrollmentRefused, PkiError
 
 __all__ = ["EnrollmentRefused", "Issued", "Registry"]
 
-log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class Issued:
+    """A signed certificate as `enroll`, `renew` and `sign_service` hand it back: `device_id`
+    is the id it certifies (a service's name for a service certificate), `chain_pem` the
+    issuing chain a client verifies it by."""
+
     device_id: str
     certificate_pem: bytes
     chain_pem: bytes

@@ -17,7 +17,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
-    DateTime,
     Engine,
     String,
     Table,
@@ -30,7 +29,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from cityedge.cloud.auth.audit import GENESIS, AuditEntry, canonical, entry_hash
 from cityedge.cloud.store.engine import reading
-from cityedge.cloud.store.schema import metadata, token_table
+from cityedge.cloud.store.schema import NAME, TIMESTAMPTZ, metadata, token_table
 from cityedge.protocol.errors import StoreError
 
 __all__ = ["AuthStore", "UserRow", "api_tokens", "audit_log", "users"]
@@ -40,23 +39,23 @@ _AUDIT_LOCK: Final = 0x61756469_74636861  # "auditcha": PostgreSQL advisory lock
 users = Table(
     "users",
     metadata,
-    Column("name", String(63), primary_key=True),
+    Column("name", NAME, primary_key=True),
     Column("role", String(32), nullable=False),
     Column("kind", String(16), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", TIMESTAMPTZ, nullable=False),
 )
 api_tokens = token_table(
     "api_tokens",
-    Column("user_name", String(63), nullable=False),
-    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("user_name", NAME, nullable=False),
+    Column("revoked_at", TIMESTAMPTZ, nullable=True),
 )
 audit_log = Table(
     "audit_log",
     metadata,
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("at", String(40), nullable=False),
-    Column("actor", String(63), nullable=False),
-    Column("action", String(63), nullable=False),
+    Column("actor", NAME, nullable=False),
+    Column("action", NAME, nullable=False),
     Column("target", Text, nullable=False),
     Column("outcome", String(16), nullable=False),
     Column("detail", Text, nullable=False),

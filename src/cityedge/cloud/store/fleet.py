@@ -14,7 +14,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    DateTime,
     Engine,
     Float,
     Identity,
@@ -33,7 +32,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from cityedge.cloud.store.engine import as_utc, reading
 from cityedge.cloud.store.jsonrow import JsonRow
-from cityedge.cloud.store.schema import metadata
+from cityedge.cloud.store.schema import NAME, TIMESTAMPTZ, metadata
 from cityedge.cloud.store.schema import records as t_records
 from cityedge.cloud.store.sqlite_insert import sqlite_datetime
 
@@ -45,15 +44,15 @@ _JSON = JSON().with_variant(JSONB(), "postgresql")
 fleet_nodes = Table(
     "fleet_nodes",
     metadata,
-    Column("node", String(63), primary_key=True),
-    Column("district", String(63), nullable=False),
+    Column("node", NAME, primary_key=True),
+    Column("district", NAME, nullable=False),
     Column("status", String(16), nullable=False),
-    Column("since", DateTime(timezone=True), nullable=False),
+    Column("since", TIMESTAMPTZ, nullable=False),
     Column("reason", Text, nullable=False),
-    Column("last_seen", DateTime(timezone=True)),
+    Column("last_seen", TIMESTAMPTZ),
     Column("interval_s", Float),
     Column("heartbeat_id", String(36)),
-    Column("heartbeat_ts", DateTime(timezone=True)),
+    Column("heartbeat_ts", TIMESTAMPTZ),
     Column("heartbeat", _JSON),
 )
 
@@ -67,28 +66,28 @@ def _node_log(name: str, *columns: Column[Any]) -> Table:
 
 fleet_transitions = _node_log(
     "fleet_transitions",
-    Column("node", String(63), nullable=False),
-    Column("district", String(63), nullable=False),
+    Column("node", NAME, nullable=False),
+    Column("district", NAME, nullable=False),
     Column("before", String(16)),
     Column("after", String(16), nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", TIMESTAMPTZ, nullable=False),
     Column("reason", Text, nullable=False),
 )
 fleet_alerts = _node_log(
     "fleet_alerts",
-    Column("alert", String(63), nullable=False),
-    Column("node", String(63), nullable=False),
+    Column("alert", NAME, nullable=False),
+    Column("node", NAME, nullable=False),
     Column("subject", String(127), nullable=False),
     Column("severity", String(16), nullable=False),
     Column("state", String(16), nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", TIMESTAMPTZ, nullable=False),
     Column("summary", Text, nullable=False),
     Column("value", Float),
 )
 fleet_meta = Table(
     "fleet_meta",
     metadata,
-    Column("key", String(63), primary_key=True),
+    Column("key", NAME, primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
 

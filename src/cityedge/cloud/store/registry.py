@@ -15,7 +15,6 @@ from sqlalchemy import (
     JSON,
     Column,
     Connection,
-    DateTime,
     Engine,
     Index,
     String,
@@ -28,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from cityedge.cloud.store.engine import reading
-from cityedge.cloud.store.schema import metadata, token_table
+from cityedge.cloud.store.schema import NAME, TIMESTAMPTZ, metadata, token_table
 from cityedge.protocol.errors import StoreError
 
 __all__ = [
@@ -44,34 +43,34 @@ __all__ = [
 devices = Table(
     "devices",
     metadata,
-    Column("device_id", String(63), primary_key=True),
+    Column("device_id", NAME, primary_key=True),
     Column("serial", String(128), nullable=False, unique=True),
     Column("model", String(128), nullable=False),
     Column("ip", String(64), nullable=False),
     Column("mac", String(17), nullable=False, unique=True),
     Column("sim", String(128), nullable=False),
     Column("attributes", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", TIMESTAMPTZ, nullable=False),
+    Column("updated_at", TIMESTAMPTZ, nullable=False),
 )
 
 enrollment_tokens = token_table(
     "enrollment_tokens",
     Column("serial", String(128), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
-    Column("used_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", TIMESTAMPTZ, nullable=False),
+    Column("used_at", TIMESTAMPTZ, nullable=True),
 )
 
 certificates = Table(
     "certificates",
     metadata,
     Column("serial", String(40), primary_key=True),
-    Column("device_id", String(63), nullable=False),
-    Column("not_before", DateTime(timezone=True), nullable=False),
-    Column("not_after", DateTime(timezone=True), nullable=False),
-    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("device_id", NAME, nullable=False),
+    Column("not_before", TIMESTAMPTZ, nullable=False),
+    Column("not_after", TIMESTAMPTZ, nullable=False),
+    Column("issued_at", TIMESTAMPTZ, nullable=False),
     Column("via", String(16), nullable=False),
-    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", TIMESTAMPTZ, nullable=True),
     Column("profile", String(16), nullable=False, server_default="device"),
     Index(None, "device_id"),
     Index(None, "not_after"),

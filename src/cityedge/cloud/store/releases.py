@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, Engine, String, Table, Text, select, update
+from sqlalchemy import Column, Engine, String, Table, Text, select, update
 
 from cityedge.cloud.store.engine import reading
-from cityedge.cloud.store.schema import metadata
+from cityedge.cloud.store.schema import TIMESTAMPTZ, metadata
 
 __all__ = ["RolloutStore", "rollouts"]
 
@@ -18,8 +18,8 @@ rollouts = Table(
     Column("version", String(32), nullable=False),
     Column("status", String(32), nullable=False),
     Column("state", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", TIMESTAMPTZ, nullable=False),
+    Column("updated_at", TIMESTAMPTZ, nullable=False),
 )
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-__all__ = ["NAMING", "metadata", "quarantine", "records", "token_table"]
+__all__ = ["NAME", "NAMING", "TIMESTAMPTZ", "metadata", "quarantine", "records", "token_table"]
 
 NAMING: Final = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -33,6 +33,12 @@ NAMING: Final = {
 }
 metadata = MetaData(naming_convention=NAMING)
 
+# A name (district, node, stream, kind, device, user, action, alert): at most 63 characters,
+# the limit of the protocol's NAME_PATTERN and KIND_PATTERN (one DNS label).
+NAME: Final = String(63)
+# Every time the store keeps is an instant: UTC, with its zone.
+TIMESTAMPTZ: Final = DateTime(timezone=True)
+
 # Identity() is a real sequence on PostgreSQL; SQLite ignores it and the store assigns
 # `arrival` itself inside its write-locked transaction (see records.py).
 records = Table(
@@ -40,14 +46,14 @@ records = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("arrival", BigInteger, Identity(), nullable=False, unique=True),
-    Column("district", String(63), nullable=False),
-    Column("node", String(63), nullable=False),
-    Column("stream", String(63), nullable=False),
+    Column("district", NAME, nullable=False),
+    Column("node", NAME, nullable=False),
+    Column("stream", NAME, nullable=False),
     Column("seq", BigInteger, nullable=False),
-    Column("kind", String(63), nullable=False),
+    Column("kind", NAME, nullable=False),
     Column("v", Integer, nullable=False),
-    Column("ts", DateTime(timezone=True), nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("ts", TIMESTAMPTZ, nullable=False),
+    Column("received_at", TIMESTAMPTZ, nullable=False),
     Column("body", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
     Column("raw", Text, nullable=False),
     Index(None, "node", "stream", "seq"),
@@ -59,16 +65,16 @@ quarantine = Table(
     metadata,
     Column("id", BigInteger().with_variant(Integer(), "sqlite"), Identity(), primary_key=True),
     Column("topic", Text, nullable=False),
-    Column("district", String(63)),
-    Column("node", String(63)),
-    Column("stream", String(63)),
+    Column("district", NAME),
+    Column("node", NAME),
+    Column("stream", NAME),
     Column("record_id", String(36)),
     Column("seq", BigInteger),
-    Column("reason", String(63), nullable=False),
+    Column("reason", NAME, nullable=False),
     Column("detail", Text, nullable=False),
     Column("size", Integer, nullable=False),
     Column("raw", LargeBinary, nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", TIMESTAMPTZ, nullable=False),
     Index(None, "reason"),
     Index(None, "node"),
 )
@@ -82,7 +88,7 @@ def token_table(name: str, owner: Column[str], *columns: Column[Any]) -> Table:
         metadata,
         Column("token_hash", String(64), primary_key=True),
         owner,
-        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("created_at", TIMESTAMPTZ, nullable=False),
         *columns,
         Index(None, owner.name),
     )

@@ -12,7 +12,7 @@ from alembic import op
 
 from cityedge.cloud.store.schema import NAMING
 
-__all__ = ["create_rejections", "create_table", "drop_tables"]
+__all__ = ["create_rejections", "create_table", "create_token_table", "drop_tables", "id_column"]
 
 
 def create_table(
@@ -31,6 +31,27 @@ def create_table(
         op.create_index(_named("ix", name, indexed), name, list(indexed))
 
 
+def create_token_table(name: str, owner: sa.Column[Any], *columns: sa.Column[Any]) -> None:
+    """The DDL of `schema.token_table`: tokens kept as SHA-256 hex digests, the digest the key,
+    then `owner` (indexed) and `created_at`, then `columns`."""
+    create_table(
+        name,
+        sa.Column("token_hash", sa.String(64), nullable=False),
+        owner,
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        *columns,
+        key="token_hash",
+        indexes=[(owner.name,)],
+    )
+
+
+def id_column() -> sa.Column[Any]:
+    """A surrogate key `id` the database numbers: a BIGINT identity on PostgreSQL, and on
+    SQLite an INTEGER, so that it is the rowid."""
+    number = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    return sa.Column("id", number, sa.Identity(), nullable=False)
+
+
 def drop_tables(*names: str) -> None:
     """Drop the tables in the order given: a downgrade names the newest first."""
     for name in names:
@@ -42,7 +63,7 @@ def create_rejections() -> None:
     downgrade."""
     create_table(
         "rejections",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), sa.Identity(), nullable=False),
+        id_column(),
         sa.Column("topic", sa.Text(), nullable=False),
         sa.Column("reason", sa.String(63), nullable=False),
         sa.Column("detail", sa.Text(), nullable=False),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from cityedge.cloud.store.migrations.ddl import create_table, drop_tables
+from cityedge.cloud.store.migrations.ddl import create_table, create_token_table, drop_tables
 
 revision = "0003_auth_releases"
 down_revision = "0002_registry"
@@ -25,14 +25,10 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         key="name",
     )
-    create_table(
+    create_token_table(
         "api_tokens",
-        sa.Column("token_hash", sa.String(64), nullable=False),
         sa.Column("user_name", sa.String(63), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
-        key="token_hash",
-        indexes=[("user_name",)],
     )
     create_table(
         "audit_log",

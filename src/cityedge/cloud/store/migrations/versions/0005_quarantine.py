@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from cityedge.cloud.store.migrations.ddl import create_rejections, create_table
+from cityedge.cloud.store.migrations.ddl import create_rejections, create_table, id_column
 
 revision = "0005_quarantine"
 down_revision = "0004_operator"
@@ -20,7 +20,7 @@ depends_on = None
 def upgrade() -> None:
     create_table(
         "quarantine",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), sa.Identity(), nullable=False),
+        id_column(),
         sa.Column("topic", sa.Text(), nullable=False),
         sa.Column("district", sa.String(63), nullable=True),
         sa.Column("node", sa.String(63), nullable=True),

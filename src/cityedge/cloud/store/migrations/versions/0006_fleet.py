@@ -6,25 +6,34 @@ Revises: 0005_quarantine
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from cityedge.cloud.store.migrations.ddl import create_table, drop_tables
+from cityedge.cloud.store.migrations.ddl import create_table, drop_tables, id_column
 
 revision = "0006_fleet"
 down_revision = "0005_quarantine"
 branch_labels = None
 depends_on = None
 
-_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def _node_and_district() -> list[sa.Column[Any]]:
+    """Which node a row is about, and its district: how the status and transition tables
+    (and the queries over them) name a node."""
+    return [
+        sa.Column("node", sa.String(63), nullable=False),
+        sa.Column("district", sa.String(63), nullable=False),
+    ]
 
 
 def upgrade() -> None:
     create_table(
         "fleet_nodes",
-        sa.Column("node", sa.String(63), nullable=False),
-        sa.Column("district", sa.String(63), nullable=False),
+        *_node_and_district(),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("since", sa.DateTime(timezone=True), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
@@ -37,9 +46,8 @@ def upgrade() -> None:
     )
     create_table(
         "fleet_transitions",
-        sa.Column("id", _ID, sa.Identity(), nullable=False),
-        sa.Column("node", sa.String(63), nullable=False),
-        sa.Column("district", sa.String(63), nullable=False),
+        id_column(),
+        *_node_and_district(),
         sa.Column("before", sa.String(16), nullable=True),
         sa.Column("after", sa.String(16), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
@@ -49,7 +57,7 @@ def upgrade() -> None:
     )
     create_table(
         "fleet_alerts",
-        sa.Column("id", _ID, sa.Identity(), nullable=False),
+        id_column(),
         sa.Column("alert", sa.String(63), nullable=False),
         sa.Column("node", sa.String(63), nullable=False),
         sa.Column("subject", sa.String(127), nullable=False),
