@@ -65,7 +65,7 @@ def test_the_watch_says_forming_then_congested_so_other_rules_can_hold_back() ->
 def test_every_phase_answers_the_signals_it_is_judged_on_and_nothing_else() -> None:
     judged = {Signal.JAMMED, Signal.CALM}
     for phase in Phase:
-        signals = {s for (p, s) in TRANSITIONS if p is phase} - {Signal.HELD}
+        signals = set(TRANSITIONS[phase]) - {Signal.HELD}
         assert signals == (
             {Signal.FREED, Signal.BUSY} if phase in (Phase.CONGESTED, Phase.CLEARING) else judged
         )

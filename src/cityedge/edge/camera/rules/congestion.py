@@ -30,20 +30,13 @@ class Signal(Enum):
     HELD = "held"  # the phase's timer ran out (after_s, grace_s or clear_s)
 
 
-TRANSITIONS: dict[tuple[Phase, Signal], Phase] = {
-    (Phase.FREE, Signal.JAMMED): Phase.FORMING,
-    (Phase.FREE, Signal.CALM): Phase.FREE,
-    (Phase.FORMING, Signal.JAMMED): Phase.FORMING,
-    (Phase.FORMING, Signal.CALM): Phase.LAPSING,
-    (Phase.FORMING, Signal.HELD): Phase.CONGESTED,
-    (Phase.LAPSING, Signal.JAMMED): Phase.FORMING,
-    (Phase.LAPSING, Signal.CALM): Phase.LAPSING,
-    (Phase.LAPSING, Signal.HELD): Phase.FREE,
-    (Phase.CONGESTED, Signal.BUSY): Phase.CONGESTED,
-    (Phase.CONGESTED, Signal.FREED): Phase.CLEARING,
-    (Phase.CLEARING, Signal.BUSY): Phase.CONGESTED,
-    (Phase.CLEARING, Signal.FREED): Phase.CLEARING,
-    (Phase.CLEARING, Signal.HELD): Phase.FREE,
+# the phase after a signal, by phase: a signal a phase does not list is a bug (TransitionError)
+TRANSITIONS: dict[Phase, dict[Signal, Phase]] = {
+    Phase.FREE: {Signal.JAMMED: Phase.FORMING, Signal.CALM: Phase.FREE},
+    Phase.FORMING: {Signal.JAMMED: Phase.FORMING, Signal.CALM: Phase.LAPSING, Signal.HELD: Phase.CONGESTED},
+    Phase.LAPSING: {Signal.JAMMED: Phase.FORMING, Signal.CALM: Phase.LAPSING, Signal.HELD: Phase.FREE},
+    Phase.CONGESTED: {Signal.BUSY: Phase.CONGESTED, Signal.FREED: Phase.CLEARING},
+    Phase.CLEARING: {Signal.BUSY: Phase.CONGESTED, Signal.FREED: Phase.CLEARING, Signal.HELD: Phase.FREE},
 }
 
 
@@ -80,6 +73,16 @@ class CongestionWatch:
     def forming(self) -> bool:
         """A queue may be forming: the other rules wait and see."""
         return self.phase in (Phase.FORMING, Phase.LAPSING)
+
+    @property
+    def queued(self) -> bool:
+        """A queue stands in the lane (congested, not clearing): a vehicle still in it is part of it."""
+        return self.phase is Phase.CONGESTED
+
+    @property
+    def unsettled(self) -> bool:
+        """A queue may be forming or dissolving: the other rules wait and see."""
+        return self.phase in (Phase.FORMING, Phase.LAPSING, Phase.CLEARING)
 
     def step(self, t: float, occupancy: float, speeds: list[float], cfg: RuleConfig) -> Turn | None:
         """Add this frame's sample; the turn the lane took now, if any."""
@@ -121,7 +124,7 @@ class CongestionWatch:
         return False
 
     def _go(self, signal: Signal, t: float) -> None:
-        after = TRANSITIONS.get((self.phase, signal))
+        after = TRANSITIONS[self.phase].get(signal)
         if after is None:
             raise TransitionError(f"congestion: no transition from {self.phase.value} on {signal.value}")
         if after is Phase.FORMING:
