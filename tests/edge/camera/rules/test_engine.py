@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from cityedge.edge.camera.rules import RuleConfig, RuleEngine, RuleOutput
+from cityedge.edge.camera.rules.wrong_way import HANDOVER_S
 from cityedge.protocol.errors import ConfigError
 from cityedge.protocol.vision import FrameTracks
 from tests.support.rule_frames import FPS, T0, ZONES, Vehicle, drives, ghost, stops, track
@@ -280,8 +281,14 @@ def test_a_wrong_way_drive_carried_on_by_another_track_is_one_incident() -> None
     assert found[0].started_at == T0  # the drive began with the first piece
     # the second piece appears behind where the drive was lost: another vehicle, no hand-over
     assert incidents(run([_fragment(1, 900, 0.0, 0.5), _oncoming_then(1060, 0.7, 1.1)], 3)) == []
-    # ... and one that appears too late is not carried on either
-    assert incidents(run([_fragment(1, 900, 0.0, 0.5), _oncoming_then(900, 1.8, 2.2)], 3)) == []
+    # hidden for 1.5 s behind a truck it meets, the car comes out where it could have driven to
+    assert incidents(run([_fragment(1, 900, 0.0, 0.5), _oncoming_then(900, 2.0, 2.4)], 3)) == [
+        ("wrong_way", "east")
+    ]
+    # ... and one that appears too late (lost over HANDOVER_S ago) is not carried on either
+    late = 0.5 + HANDOVER_S + 0.3
+    pieces = [_fragment(1, 900, 0.0, 0.5), _oncoming_then(900, late, late + 0.4)]
+    assert incidents(run(pieces, late + 1)) == []
 
 
 def test_a_blob_growing_at_its_front_is_not_driving_the_wrong_way() -> None:

@@ -36,6 +36,8 @@ class RuleConfig(BaseModel):
     """a still track this close to a known still spot is the same vehicle"""
     stopped_min_travel_px: float = Field(20.0, ge=0)
     """a vehicle must have arrived moving: still since first seen is not stopping"""
+    stopped_min_height_px: float = Field(12.0, gt=0)
+    """a still box shorter than this is no vehicle: the rim of a ghost or the edge of a shadow"""
     stopped_arrival_s: float = Field(1.0, ge=0)
     """... at driving speed (`wrong_way_min_speed_px_s`) for this long: a ghost or a parked car never
     was, a blob that merged with a passing car jumps but does not keep moving"""

@@ -18,6 +18,8 @@ __all__ = ["StoppedRule"]
 
 
 _EDGE_PX = 2.0  # a box this close to the frame's edge is cut off by it
+SIZE_CHANGE = 2.0  # a vehicle that stops keeps the box height it drove with, within this factor
+VEHICLE_ASPECT = 4.0  # a standing vehicle's box is at most this many heights wide; a ghost's strip is wider
 
 
 @dataclass
@@ -53,16 +55,18 @@ class StoppedRule:
         if spot is None:
             if not memory.moved:
                 return None  # still since it appeared: a ghost or a parked car, not a vehicle stopping
+            if not _stood_as_it_drove(memory, self.config.stopped_min_height_px):
+                return None  # what drove was bigger or smaller: a still blob a passing car swept along
             spot = _Spot(lane, track.box.foot, memory.still_since, t)
             self._spots.append(spot)
         # a track that appeared on a known spot (the old one was lost to an occlusion) is the
         # same vehicle: the spot keeps the earliest time it was seen still
         spot.since = min(spot.since, memory.still_since)
-        if state.queue.congested:
+        if state.queue.queued:
             spot.reported = True  # still in a queue: part of the congestion, not an incident
             return None
-        if state.queue.forming:
-            return None  # a queue may be forming: wait and see
+        if state.queue.unsettled:
+            return None  # a queue may be forming, or dissolving (this one stopped after it): wait and see
         if (
             t - spot.since < self.config.stopped_after_s
             or spot.reported
@@ -107,3 +111,16 @@ class StoppedRule:
                 spot.position, spot.last = foot, t
                 return spot
         return None
+
+
+def _stood_as_it_drove(memory: TrackMemory, least_height: float) -> bool:
+    """Whether the still box is vehicle-sized and -shaped and about as tall as the box last seen driving:
+    a vehicle keeps its size when it stops, a still blob that merged with a passing car for a
+    moment does not."""
+    x1, y1, x2, y2 = memory.box or (0.0, 0.0, 0.0, 0.0)
+    if y2 - y1 < least_height or x2 - x1 > VEHICLE_ASPECT * (y2 - y1):
+        return False  # a sliver or a thin strip: the rim of a ghost, or a shadow, not a vehicle
+    drove, stands = memory.driving_height, memory.height
+    if drove is None or drove <= 0 or stands <= 0:
+        return True  # nothing to compare with
+    return 1 / SIZE_CHANGE <= stands / drove <= SIZE_CHANGE

@@ -4,6 +4,7 @@ reported about it; a new id that continues a lost track (occlusion, split) inher
 from __future__ import annotations
 
 import math
+import statistics
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from cityedge.protocol.vision import TrackState
 __all__ = ["Drive", "Point", "TrackBook", "TrackMemory"]
 
 Point = tuple[float, float]
+DROVE_FRAMES = 20  # box heights kept of a track driving, for its typical size
 
 
 class Drive(NamedTuple):
@@ -30,6 +32,8 @@ class Drive(NamedTuple):
 
 @dataclass
 class TrackMemory:
+    """What the rules keep of one track (see the module docstring)."""
+
     lane: str | None = None
     origin: Point | None = None
     moved: bool = False
@@ -45,10 +49,18 @@ class TrackMemory:
     last_hit: float = 0.0  # when the tracker last matched it to a detection (not coasting) ...
     matched_at: Point | None = None  # ... and where
     moving_since: float | None = None  # driving speed since then (None: slower now)
+    drove: deque[float] = field(default_factory=lambda: deque(maxlen=DROVE_FRAMES))  # box heights driving
     point: Point | None = None  # where its lane is judged, this frame and the one before
     last_point: Point | None = None
     counted: set[str] = field(default_factory=set)  # count lines it crossed
     box: tuple[float, float, float, float] | None = None  # x1, y1, x2, y2 in the latest frame
+
+    @property
+    def driving_height(self) -> float | None:
+        """The box height it typically drove with (the median of its last heights while driving:
+        a moment's merge with a neighbour or a part lost in the dark does not count); None: it
+        never drove."""
+        return statistics.median(self.drove) if self.drove else None
 
 
 class TrackBook:
@@ -96,29 +108,32 @@ class TrackBook:
         memory.history.append((t, foot))
         if memory.origin is None:
             memory.origin = foot
-        memory.moved = memory.moved or self._arrived_moving(memory, track, t)
+        self._drive(memory, track, t)
         while len(memory.history) > 2 and memory.history[1][0] <= t - self.config.stopped_probe_s:
             memory.history.popleft()
         if lane != memory.lane:
-            memory.lane, memory.against = lane, None
+            # a drive or a stop is judged in one lane: in a new lane both start afresh
+            memory.lane, memory.against, memory.still_since = lane, None, None
             if lane:
                 entered(lane)
         return memory
 
-    def _arrived_moving(self, memory: TrackMemory, track: TrackState, t: float) -> bool:
-        """Seen driving: at driving speed for `stopped_arrival_s` and away from where it was
-        first seen. A ghost or a parked car never is; a blob that merged with a passing car
-        for a moment jumps, but does not keep moving."""
+    def _drive(self, memory: TrackMemory, track: TrackState, t: float) -> None:
+        """Follow the track's driving. Kept at driving speed for `stopped_arrival_s`, it is
+        driving: the box height it drives with is kept, and once away from where it was first
+        seen it has arrived moving. A ghost or a parked car never drives; a blob that merged
+        with a passing car for a moment jumps, but does not keep moving."""
         if math.hypot(*track.velocity) < self.config.wrong_way_min_speed_px_s:
             memory.moving_since = None
-            return False
+            return
         if memory.moving_since is None:
             memory.moving_since = t
+        if t - memory.moving_since < self.config.stopped_arrival_s:
+            return
+        memory.drove.append(memory.height)
         assert memory.origin is not None
-        return (
-            t - memory.moving_since >= self.config.stopped_arrival_s
-            and math.dist(memory.origin, track.box.foot) >= self.config.stopped_min_travel_px
-        )
+        if math.dist(memory.origin, track.box.foot) >= self.config.stopped_min_travel_px:
+            memory.moved = True
 
     def _handed_over(self, foot: Point, t: float) -> TrackMemory:
         """Memory for a new track. When a track was just lost where this one appears (an
@@ -134,12 +149,16 @@ class TrackBook:
             and math.dist(m.matched_at, foot) <= 2 * self.config.stopped_spot_px
         ]
         if near:
-            memory = TrackMemory(moved=any(m.moved for m in near))
+            drove = [m for m in near if m.moved]
+            memory = TrackMemory(moved=bool(drove))
+            if drove:
+                memory.drove.extend(drove[0].drove)
         else:
             # no track was lost here: split off a merged blob that was moving (two vehicles
             # side by side that part) or new to the picture. A ghost never splits off moving:
             # it was a still track of its own, lost right here, so it counts as `near`.
             # (The blob's foot, and so its lane, is the nearer vehicle's: any lane will do.)
+            # (How tall it drove is not known: the moving box was both vehicles.)
             memory = TrackMemory(moved=any(_inside(foot, box) for _, box in self._moving_boxes))
         heir = self._fragment_of(foot, t)
         if heir is not None:

@@ -18,7 +18,7 @@ from cityedge.protocol.vision import Incident, TrackState
 
 __all__ = ["WrongWayRule"]
 
-HANDOVER_S = 1.0  # a drive lost this long ago may be carried on by another track
+HANDOVER_S = 2.0  # a drive lost this long ago may be carried on by another track
 REAR_SHARE = 0.5  # the box's rear and front must each have come this share of the needed travel
 SIZE_CHANGE = 2.0  # the box may not have grown or shrunk more than this since the track took up the drive
 _EDGE_PX = 2.0  # a box this close to the frame's edge is cut off by it

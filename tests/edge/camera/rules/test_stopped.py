@@ -1,0 +1,69 @@
+"""The stopped-vehicle rule's guards: what stands must be a vehicle that drove there, in the
+lane it stands in, and a queue that is dissolving does not swallow a car that stops after it."""
+
+from __future__ import annotations
+
+from cityedge.edge.camera.rules import RuleConfig
+from tests.edge.camera.rules.test_engine import incidents, queue, run
+from tests.support.rule_frames import Vehicle, stops
+
+
+def _sized(vehicle: Vehicle, w: float, h: float) -> Vehicle:
+    """The same vehicle with a box `w` x `h` pixels."""
+
+    def where(t: float) -> tuple[float, ...] | None:
+        v = vehicle(t)
+        return None if v is None else (*v[:5], w, h)
+
+    return where
+
+
+def test_a_box_too_short_to_be_a_vehicle_is_not_a_stopped_vehicle() -> None:
+    # the rim of a ghost or a shadow's edge: it "drives" and stands like a car, but is a sliver
+    least = RuleConfig().for_width(1000).stopped_min_height_px
+    assert incidents(run([_sized(stops(1, 180, 0, 120, at=3.0), 1.5 * least, least - 2)], 20)) == []
+    assert incidents(run([_sized(stops(1, 180, 0, 120, at=3.0), 1.5 * least, least + 2)], 20)) == [
+        ("stopped_vehicle", "east")
+    ]
+
+
+def test_a_strip_far_wider_than_tall_is_not_a_stopped_vehicle() -> None:
+    assert incidents(run([_sized(stops(1, 180, 0, 120, at=3.0), 180, 30)], 20)) == []
+    assert incidents(run([_sized(stops(1, 180, 0, 120, at=3.0), 100, 30)], 20)) == [
+        ("stopped_vehicle", "east")
+    ]
+
+
+def test_a_still_blob_a_passing_car_swept_along_is_not_a_stopped_vehicle() -> None:
+    # a ghost stands in lane east; a passing car merges with it for two seconds, long enough
+    # to count as driving: the merged blob is far taller than the ghost that stands again after
+    def swept(t: float) -> tuple[float, ...]:
+        if 5 <= t < 7:
+            return (2, 510 + 40 * (t - 5), 180, 40.0, 10 + round(10 * t), 100, 70)
+        return (2, 510 if t < 5 else 590, 180, 0.0, 10 + round(10 * t), 60, 30)
+
+    assert incidents(run([swept], 40)) == []
+
+
+def test_a_vehicle_judged_in_another_lane_has_stood_there_only_since() -> None:
+    # a car stands 6 s in lane west just below lane east; then its box grows taller (a merge
+    # with something behind it), which lifts the point its lane is judged at into lane east
+    # for 8 s: neither lane saw it stand for the 10 s the rule waits
+    def growing(t: float) -> tuple[float, ...]:
+        if t < 3.0:
+            return (1, 1000 - 120 * t, 204, -120.0, 10 + round(10 * t), 60, 30)
+        return (1, 640, 204, 0.0, 10 + round(10 * t), 60, 30 if t < 9.0 else 55)
+
+    assert incidents(run([growing], 17)) == []
+    assert incidents(run([growing], 25)) == [("stopped_vehicle", "east")]
+
+
+def test_a_vehicle_that_stops_while_a_queue_clears_is_reported_once_the_lane_is_free() -> None:
+    # lane west's queue dissolves at 20 s; the lane says free only congestion_clear_s later.
+    # A car that stops at 21 s was not part of the queue: it is reported, from when it stopped
+    car = stops(50, 280, 1000 + 120 * 19, -120, at=21.0)
+    arriving = lambda t: car(t) if t >= 19 else None  # noqa: E731
+    outputs = run([*queue(10, 280, 5, -8.0, start=0.0, end=20.0), arriving], 45)
+    assert incidents(outputs) == [("congestion", "west"), ("stopped_vehicle", "west")]
+    stopped = next(i for o in outputs for i in o.incidents if i.type == "stopped_vehicle")
+    assert stopped.track_id == 50
