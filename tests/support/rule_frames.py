@@ -1,14 +1,15 @@
 """Frames of tracks for the rule tests: three lanes on a 1000 x 400 frame, vehicles as
-functions of time (10 fps)."""
+functions of time (10 fps), and `run` to feed them through a RuleEngine."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from cityedge.edge.camera.rules import RuleConfig, RuleEngine, RuleOutput
 from cityedge.edge.camera.zones import CameraZones, Lane
-from cityedge.protocol.vision import Box, TrackState
+from cityedge.protocol.vision import Box, FrameTracks, TrackState
 
-__all__ = ["FPS", "T0", "ZONES", "Vehicle", "drives", "ghost", "stops", "track"]
+__all__ = ["FPS", "T0", "ZONES", "Vehicle", "drives", "ghost", "incidents", "queue", "run", "stops", "track"]
 
 T0 = 1_767_225_600.0  # a minute boundary
 FPS = 10
@@ -54,3 +55,31 @@ def stops(tid: int, y: float, x0: float, vx: float, at: float, leaves: float = 1
 
 def ghost(tid: int, y: float, x: float) -> Vehicle:
     return lambda t: (tid, x, y, 0.0, _hits(t))
+
+
+def run(vehicles: list[Vehicle], seconds: float, config: RuleConfig | None = None) -> list[RuleOutput]:
+    engine = RuleEngine(ZONES, config or RuleConfig())
+    outputs = []
+    for k in range(round(seconds * FPS)):
+        t = k / FPS
+        tracks = [track(*v) for v in (f(t) for f in vehicles) if v is not None]  # type: ignore[arg-type]
+        outputs.append(engine.step(FrameTracks("cam", k, T0 + t, tracks)))
+    return outputs
+
+
+def incidents(outputs: list[RuleOutput]) -> list[tuple[str, str]]:
+    return [(i.type, i.lane) for o in outputs for i in o.incidents]
+
+
+def queue(first: int, lane_y: float, count: int, speed: float, start: float, end: float) -> list[Vehicle]:
+    """`count` big boxes nose to tail creeping at `speed` px/s between start and end."""
+
+    def member(k: int) -> Vehicle:
+        def where(t: float) -> tuple[float, ...] | None:
+            if not start <= t < end:
+                return None
+            return (first + k, 400 + 160 * k + speed * t, lane_y, speed, 10, 150, 90)
+
+        return where
+
+    return [member(k) for k in range(count)]

@@ -8,40 +8,23 @@ from __future__ import annotations
 
 import pytest
 
-from cityedge.edge.camera.rules import RuleConfig, RuleEngine, RuleOutput
+from cityedge.edge.camera.rules import RuleConfig, RuleEngine
 from cityedge.edge.camera.rules.wrong_way import HANDOVER_S
 from cityedge.protocol.errors import ConfigError
 from cityedge.protocol.vision import FrameTracks
-from tests.support.rule_frames import FPS, T0, ZONES, Vehicle, drives, ghost, stops, track
-
-
-def run(vehicles: list[Vehicle], seconds: float, config: RuleConfig | None = None) -> list[RuleOutput]:
-    engine = RuleEngine(ZONES, config or RuleConfig())
-    outputs = []
-    for k in range(round(seconds * FPS)):
-        t = k / FPS
-        tracks = [track(*v) for v in (f(t) for f in vehicles) if v is not None]  # type: ignore[arg-type]
-        outputs.append(engine.step(FrameTracks("cam", k, T0 + t, tracks)))
-    return outputs
-
-
-def incidents(outputs: list[RuleOutput]) -> list[tuple[str, str]]:
-    return [(i.type, i.lane) for o in outputs for i in o.incidents]
-
-
-def queue(first: int, lane_y: float, count: int, speed: float, start: float, end: float) -> list[Vehicle]:
-    """`count` big boxes nose to tail creeping at `speed` px/s between start and end."""
-
-    def member(k: int) -> Vehicle:
-        def where(t: float) -> tuple[float, ...] | None:
-            if not start <= t < end:
-                return None
-            return (first + k, 400 + 160 * k + speed * t, lane_y, speed, 10, 150, 90)
-
-        return where
-
-    return [member(k) for k in range(count)]
-
+from tests.support.rule_frames import (
+    FPS,
+    T0,
+    ZONES,
+    Vehicle,
+    drives,
+    ghost,
+    incidents,
+    queue,
+    run,
+    stops,
+    track,
+)
 
 SCENARIOS = {
     "free flow in both directions is quiet": ([drives(1, 180, 0, 120), drives(2, 280, 1000, -120)], 30, []),

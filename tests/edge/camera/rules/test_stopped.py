@@ -4,8 +4,7 @@ lane it stands in, and a queue that is dissolving does not swallow a car that st
 from __future__ import annotations
 
 from cityedge.edge.camera.rules import RuleConfig
-from tests.edge.camera.rules.test_engine import incidents, queue, run
-from tests.support.rule_frames import Vehicle, stops
+from tests.support.rule_frames import Vehicle, incidents, queue, run, stops
 
 
 def _sized(vehicle: Vehicle, w: float, h: float) -> Vehicle:
