@@ -100,7 +100,7 @@ def test_a_local_broker_that_is_down_is_said_once_and_again_when_it_is_back(
 ) -> None:
     outbox = Outbox.open(tmp_path / "outbox.db")
     group = GroupCommitter(outbox)
-    bus = LocalBus(LocalBusConfig(port=free_port(), backoff_cap_s=0.5), "edge-l", {}, outbox, group)
+    bus = LocalBus(LocalBusConfig(port=free_port(), backoff_cap_s=0.5), "edge-l", {}, group)
     try:
         with caplog.at_level(logging.INFO, logger="cityedge.transport.link"):
             bus.start()

@@ -15,7 +15,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cityedge.deploy.mosquitto import Role, broker_profile, write_broker_files
+from cityedge.deploy.mosquitto import BrokerInputs, Role, broker_profile, write_broker_files
 from cityedge.pki import CaLayout, CertificateAuthority, IssuedIdentity, init_ca
 from cityedge.sim.brokers import MosquittoProcess, free_port
 from tests.support.services import require_mosquitto
@@ -67,15 +67,8 @@ def start_locked_broker(
         extra_sans=("localhost", "127.0.0.1"),
         chain=district.layout.chain.read_bytes(),
     )
-    cfg = broker_profile(
-        role,
-        workdir,
-        port=free_port(),
-        chain=district.layout.chain,
-        certfile=server.cert_path,
-        keyfile=server.key_path,
-        crlfile=district.layout.crl,
-    )
+    files = BrokerInputs(district.layout.chain, server.cert_path, server.key_path, district.layout.crl)
+    cfg = broker_profile(workdir, files, port=free_port())
     write_broker_files(cfg, role, DISTRICT, node=node)
     return LockedBroker(district, MosquittoProcess(cfg, workdir).start())
 

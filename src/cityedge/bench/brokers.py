@@ -24,8 +24,7 @@ from cityedge.edge.app import OutboxSink
 from cityedge.edge.config import UplinkConfig
 from cityedge.edge.outbox import GroupCommitter, Outbox
 from cityedge.edge.uplink import Uplink
-from cityedge.protocol.envelope import Envelope
-from cityedge.protocol.ids import uuid7
+from cityedge.protocol.envelope import Envelope, new_record
 from cityedge.sim.brokers import free_port, wait_port
 
 __all__ = ["BROKERS", "run_broker_bench"]
@@ -99,14 +98,7 @@ def _uplink(port: int, protocol: str, tmp: Path, node: str) -> tuple[Outbox, Upl
 
 
 def _envelope(node: str, i: int) -> Envelope:
-    return Envelope(
-        id=str(uuid7(int(time.time() * 1000))),
-        node=node,
-        stream="telemetry",
-        kind="reading",
-        ts=datetime.now(UTC),
-        body={"n": i, "pm25": 12.5},
-    )
+    return new_record(node, "telemetry", "reading", {"n": i, "pm25": 12.5})
 
 
 def _wait_stored(store: RecordStore, node: str, n: int, timeout: float = 120.0) -> float:

@@ -21,7 +21,7 @@ import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cityedge.protocol import Envelope, encode_batch, encode_envelope, up_topic, uuid7
+from cityedge.protocol import encode_batch, encode_envelope, new_record, up_topic, uuid7
 from cityedge.protocol.acks import StoreAck
 from cityedge.protocol.health import CameraHealth, Heartbeat, LinkHealth, StreamBacklog, will_payload
 from cityedge.protocol.topics import will_topic
@@ -62,17 +62,7 @@ def _beat(i: int, uptime: float, interval: float) -> dict[str, Any]:
 
 
 def payload(node: str, stream: str, seq: int, body: dict[str, Any], kind: str) -> bytes:
-    now = datetime.now(UTC)
-    env = Envelope(
-        id=str(uuid7(int(now.timestamp() * 1000))),
-        node=node,
-        stream=stream,
-        kind=kind,
-        ts=now,
-        seq=seq,
-        body=body,
-        ver={"agent": "0.1.0"},
-    )
+    env = new_record(node, stream, kind, body, seq=seq, ver={"agent": "0.1.0"})
     return encode_batch(node, stream, [encode_envelope(env)], f"epoch-{node}")
 
 

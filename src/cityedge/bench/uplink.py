@@ -29,8 +29,7 @@ from cityedge.edge.outbox import GroupCommitter, Outbox
 from cityedge.edge.uplink import Uplink
 from cityedge.pki import IssuedIdentity
 from cityedge.protocol.codec import encode_batch, encode_envelope
-from cityedge.protocol.envelope import Envelope
-from cityedge.protocol.ids import uuid7
+from cityedge.protocol.envelope import Envelope, new_record
 from cityedge.protocol.topics import up_topic
 from cityedge.sim.brokers import MosquittoProcess
 from cityedge.sim.proxy import TcpProxy
@@ -63,14 +62,7 @@ class _Env:
 
 
 def _envelope(node: str, stream: str, i: int) -> Envelope:
-    return Envelope(
-        id=str(uuid7(int(time.time() * 1000))),
-        node=node,
-        stream=stream,
-        kind="reading",
-        ts=datetime.now(UTC),
-        body={"n": i, "sensor": "air-1", "pm25": 12.5, "no2": 31.0},
-    )
+    return new_record(node, stream, "reading", {"n": i, "sensor": "air-1", "pm25": 12.5, "no2": 31.0})
 
 
 def _start(tmp: Path) -> _Env:

@@ -15,6 +15,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from cityedge.deploy.access import Fix, ServiceUser, apply, plan_access
 from cityedge.deploy.mosquitto import (
+    BrokerInputs,
     Role,
     broker_profile,
     default_services,
@@ -25,16 +26,6 @@ from cityedge.pki import load_certificate, load_crl, load_private_key
 from cityedge.protocol.errors import ConfigError
 
 __all__ = ["BrokerInputs", "RenderedBroker", "check_broker_inputs", "render_broker"]
-
-
-@dataclass(frozen=True)
-class BrokerInputs:
-    """The files a broker needs from the district CA, as the operator named them."""
-
-    chain: Path
-    cert: Path
-    key: Path
-    crl: Path
 
 
 @dataclass(frozen=True)
@@ -92,10 +83,7 @@ def render_broker(
 ) -> RenderedBroker:
     """Write mosquitto.conf, acl.conf and data/ (with the plugin's JSON) under `out`."""
     check_broker_inputs(files)
-    cfg = broker_profile(
-        role, out, port=port, bind=bind, chain=files.chain, certfile=files.cert,
-        keyfile=files.key, crlfile=files.crl, user=user,
-    )  # fmt: skip
+    cfg = broker_profile(out, files, port=port, bind=bind, user=user)
     services = default_services(role, district, ingest)
     write_broker_files(cfg, role, district, services=services, node=node)
     conf = cfg.data_dir.parent / "mosquitto.conf"

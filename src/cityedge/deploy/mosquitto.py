@@ -22,6 +22,7 @@ from cityedge.protocol.topics import LOCAL_ROOT, ROOT
 __all__ = [
     "DYNSEC_PLUGIN",
     "REVOKER",
+    "BrokerInputs",
     "MosquittoConfig",
     "Role",
     "ServiceAcl",
@@ -41,6 +42,16 @@ Role = Literal["cloud", "local"]
 def _current_user() -> str:
     # Mosquitto started as root drops to user "mosquitto", which cannot read our 0600 keys.
     return getpass.getuser()
+
+
+@dataclass(frozen=True)
+class BrokerInputs:
+    """The files a broker needs from the district CA, as the operator named them."""
+
+    chain: Path
+    cert: Path
+    key: Path
+    crl: Path
 
 
 @dataclass(frozen=True)
@@ -264,37 +275,25 @@ def write_broker_files(
 
 
 def broker_profile(
-    role: Role,
-    workdir: Path,
-    *,
-    port: int,
-    chain: Path,
-    certfile: Path,
-    keyfile: Path,
-    crlfile: Path,
-    bind: str = "127.0.0.1",
-    user: str | None = None,
-    dynsec_plugin: Path | None = DYNSEC_PLUGIN,
+    workdir: Path, files: BrokerInputs, *, port: int, bind: str = "127.0.0.1", user: str | None = None
 ) -> MosquittoConfig:
     """The locked-down broker `cityedge broker config` renders: mTLS only, TLS 1.2+, CRL, ACL.
 
     Every path is made absolute: Mosquitto resolves relative paths against its own working
     directory (`/` under systemd), not against the config file.
     """
-    workdir, chain, certfile, keyfile, crlfile = (
-        p.absolute() for p in (workdir, chain, certfile, keyfile, crlfile)
-    )
+    workdir = workdir.absolute()
     base = MosquittoConfig(
         data_dir=workdir / "data",
         pid_file=workdir / "data" / "mosquitto.pid",
         tls_port=port,
         tls_bind=bind,
-        cafile=chain,
-        certfile=certfile,
-        keyfile=keyfile,
-        crlfile=crlfile,
+        cafile=files.chain.absolute(),
+        certfile=files.cert.absolute(),
+        keyfile=files.key.absolute(),
+        crlfile=files.crl.absolute(),
         tls_version="tlsv1.2",
     )
     if user is not None:
         base = replace(base, user=user)
-    return lockdown(base, workdir, dynsec_plugin=dynsec_plugin)
+    return lockdown(base, workdir)

@@ -53,7 +53,9 @@ class OutboxSink:
     (group commit: concurrent producers share a transaction). A record that breaks the
     contract is a producer's bug: it goes to the quarantine with its reason, loudly."""
 
-    def __init__(self, outbox: Outbox, group: GroupCommitter, node_id: str, versions: dict[str, str]) -> None:
+    def __init__(
+        self, outbox: Outbox, group: GroupCommitter[Outbox], node_id: str, versions: dict[str, str]
+    ) -> None:
         self.outbox = outbox
         self.group = group
         self.node_id = node_id
@@ -141,7 +143,6 @@ class EdgeAgent:
                 config.local_bus,
                 config.node_id,
                 self.versions,
-                self.outbox,
                 self.group,
                 registry=self.registry,
             )

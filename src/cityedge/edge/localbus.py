@@ -42,15 +42,13 @@ class LocalBus(LinkHandler):
         config: LocalBusConfig,
         node_id: str,
         versions: dict[str, str],
-        outbox: Outbox,
-        group: GroupCommitter,
+        group: GroupCommitter[Outbox],
         *,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.config = config
         self.node_id = node_id
         self.versions = versions
-        self.outbox = outbox
         self.group = group
         reg = registry or CollectorRegistry()
         self._taken = Counter(
@@ -162,7 +160,7 @@ class LocalBus(LinkHandler):
             "localbus: quarantined a message on %s (%s): %s", msg.topic, refusal.reason, refusal.detail
         )
         try:
-            self.outbox.quarantine(msg.topic, refusal.reason, refusal.detail, payload)
+            self.group.outbox.quarantine(msg.topic, refusal.reason, refusal.detail, payload)
         except Exception:
             log.exception("localbus: could not quarantine; message left with the broker")
             return

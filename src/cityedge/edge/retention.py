@@ -61,7 +61,7 @@ class Segment:
     start: float
     end: float
     bytes: int
-    pinned_until: float = 0.0
+    pinned_until: float  # 0.0: not pinned
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from cityedge.protocol.codec import (
     encode_batch,
     encode_envelope,
 )
-from cityedge.protocol.envelope import KNOWN_STREAMS, SCHEMA_VERSION, Batch, Envelope
+from cityedge.protocol.envelope import KNOWN_STREAMS, SCHEMA_VERSION, Batch, Envelope, new_record
 from cityedge.protocol.errors import (
     CityEdgeError,
     ConfigError,
@@ -44,6 +44,7 @@ __all__ = [
     "down_topic",
     "encode_batch",
     "encode_envelope",
+    "new_record",
     "parse_topic",
     "up_filter",
     "up_topic",

@@ -7,10 +7,12 @@ senders are kept in `extra` so a mixed-version fleet interoperates.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 import msgspec
+
+from cityedge.protocol.ids import uuid7
 
 __all__ = [
     "KNOWN_STREAMS",
@@ -21,6 +23,7 @@ __all__ = [
     "Kind",
     "Name",
     "RecordId",
+    "new_record",
 ]
 
 SCHEMA_VERSION: Final = 1
@@ -63,3 +66,29 @@ class Batch(msgspec.Struct, frozen=True, kw_only=True):
     records: list[msgspec.Raw]
     v: int = SCHEMA_VERSION
     epoch: str | None = None  # the node's outbox; ingest echoes it in its StoreAck
+
+
+def new_record(
+    node: str,
+    stream: str,
+    kind: str,
+    body: dict[str, Any],
+    *,
+    seq: int = 0,
+    ts: datetime | None = None,
+    record_id: str | None = None,
+    ver: dict[str, str] | None = None,
+) -> Envelope:
+    """A record as its source makes it: `ts` is now unless given, the id a new UUIDv7 of `ts`'s
+    millisecond unless given."""
+    ts = ts or datetime.now(UTC)
+    return Envelope(
+        id=record_id or str(uuid7(int(ts.timestamp() * 1000))),
+        node=node,
+        stream=stream,
+        kind=kind,
+        ts=ts,
+        body=body,
+        seq=seq,
+        ver=ver or {},
+    )

@@ -17,7 +17,7 @@ from typing import Any, Final
 import msgspec
 
 from cityedge.protocol.codec import encode_batch, encode_envelope
-from cityedge.protocol.envelope import Envelope
+from cityedge.protocol.envelope import new_record
 from cityedge.protocol.errors import DecodeError
 
 __all__ = [
@@ -116,13 +116,6 @@ def will_payload(node: str, record_id: str, connected_at: datetime, seq: int) ->
     `record_id` must be new for each connection (the store keeps one record per id) and
     `connected_at` is when that connection began: the record's `ts`.
     """
-    env = Envelope(
-        id=record_id,
-        node=node,
-        stream=WILL_STREAM,
-        kind=WILL_KIND,
-        ts=connected_at,
-        seq=seq,
-        body={"reason": "connection lost without a goodbye (MQTT last will)"},
-    )
+    body = {"reason": "connection lost without a goodbye (MQTT last will)"}
+    env = new_record(node, WILL_STREAM, WILL_KIND, body, seq=seq, ts=connected_at, record_id=record_id)
     return encode_batch(node, WILL_STREAM, [encode_envelope(env)], WILL_EPOCH)

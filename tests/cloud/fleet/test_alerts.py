@@ -8,7 +8,7 @@ import pytest
 
 from cityedge.cloud.fleet.alerts import ALERTS, diff, evaluate
 from cityedge.cloud.fleet.config import AlertThresholds
-from cityedge.cloud.fleet.status import NodeHealth, Status
+from cityedge.cloud.fleet.status import Heard, NodeHealth, Status
 from cityedge.protocol.health import CameraHealth, Heartbeat, StreamBacklog
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -25,7 +25,7 @@ CALM = Heartbeat(
 def node(
     beat: Heartbeat = CALM, status: Status = Status.ONLINE, drops: list[int] | None = None
 ) -> NodeHealth:
-    h = NodeHealth("n1", "d1", status, NOW, "test", NOW, 15.0, beat, NOW, "r1")
+    h = NodeHealth("n1", "d1", status, NOW, "test", Heard(NOW, 15.0, beat, NOW, "r1"))
     h.drops_seen = [(NOW - timedelta(seconds=60 - i), n) for i, n in enumerate(drops or [0])]
     return h
 

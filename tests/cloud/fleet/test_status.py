@@ -66,7 +66,7 @@ def test_a_drained_backlog_heartbeat_keeps_the_newest_body() -> None:
     f = fleet()
     f.heartbeat("n1", "d1", at(10), at(10), Heartbeat(interval_s=10.0, uptime_s=99), "new")
     f.heartbeat("n1", "d1", at(11), at(-600), Heartbeat(interval_s=10.0, uptime_s=1), "old")
-    assert f.nodes["n1"].heartbeat_id == "new"
+    assert f.nodes["n1"].heard.record_id == "new"  # type: ignore[union-attr]
     assert f.nodes["n1"].last_seen == at(11)
 
 

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cityedge.cli import app
-from cityedge.deploy.mosquitto import broker_profile, render_mosquitto_conf
+from cityedge.deploy.mosquitto import BrokerInputs, broker_profile, render_mosquitto_conf
 
 runner = CliRunner()
 CSV = "device_id,serial,model,ip,mac,sim\nedge-node-001,SN12345,NX-500,10.0.10.21,aa:bb:cc:dd:ee:ff,SIM-001\n"
@@ -64,11 +64,11 @@ def test_broker_config_renders_the_locked_down_profile_with_absolute_paths(
     )  # fmt: skip
     out = tmp_path / "broker"
     conf = (out / "mosquitto.conf").read_text()
-    expected = broker_profile(
-        "cloud", out, port=8883, bind="0.0.0.0", chain=tmp_path / "ca" / "chain.pem",
-        certfile=tmp_path / "tls" / "broker.crt", keyfile=tmp_path / "tls" / "broker.key",
-        crlfile=tmp_path / "ca" / "crl.pem", user=getpass.getuser(),
+    files = BrokerInputs(
+        tmp_path / "ca" / "chain.pem", tmp_path / "tls" / "broker.crt", tmp_path / "tls" / "broker.key",
+        tmp_path / "ca" / "crl.pem",
     )  # fmt: skip
+    expected = broker_profile(out, files, port=8883, bind="0.0.0.0", user=getpass.getuser())
     assert conf == render_mosquitto_conf(expected)
     for line in (
         "require_certificate true",

@@ -21,7 +21,7 @@ import msgspec
 from cityedge.cloud.clock import utcnow
 from cityedge.cloud.fleet.alerts import Alert, AlertChange, diff, evaluate
 from cityedge.cloud.fleet.config import AlertThresholds, FleetSection
-from cityedge.cloud.fleet.status import FleetState, NodeHealth, Status, Transition, restored
+from cityedge.cloud.fleet.status import FleetState, Heard, NodeHealth, Status, Transition, restored
 from cityedge.cloud.store.fleet import FleetStore, HealthRow, NodeRow
 from cityedge.protocol.errors import CityEdgeError
 from cityedge.protocol.health import WILL_STREAM, Heartbeat, decode_heartbeat
@@ -151,7 +151,7 @@ class FleetMonitor:
             return []
         t = self.state.heartbeat(rec.node, rec.district, rec.received_at, rec.ts, beat, rec.id)
         health = self.state.nodes[rec.node]
-        if health.heartbeat_id == rec.id:
+        if health.heard is not None and health.heard.record_id == rec.id:
             self._json[rec.node] = rec.body_json
         return [t] if t is not None else []
 
@@ -218,6 +218,7 @@ class FleetMonitor:
 
 
 def _node_row(h: NodeHealth, body_json: str | None) -> dict[str, Any]:
+    heard = h.heard
     return {
         "node": h.node,
         "district": h.district,
@@ -225,9 +226,9 @@ def _node_row(h: NodeHealth, body_json: str | None) -> dict[str, Any]:
         "since": h.since,
         "reason": h.reason,
         "last_seen": h.last_seen,
-        "interval_s": h.interval_s,
-        "heartbeat_id": h.heartbeat_id,
-        "heartbeat_ts": h.heartbeat_ts,
+        "interval_s": heard.interval_s if heard else None,
+        "heartbeat_id": heard.record_id if heard else None,
+        "heartbeat_ts": heard.ts if heard else None,
         "heartbeat": body_json if body_json is not None else _encoded(h.heartbeat),
     }
 
@@ -243,15 +244,7 @@ def _health_of(row: NodeRow) -> NodeHealth:
             beat = decode_heartbeat(row.heartbeat)
         except CityEdgeError:
             beat = None
-    return NodeHealth(
-        row.node,
-        row.district,
-        Status(row.status),
-        row.since,
-        row.reason,
-        row.last_seen,
-        row.interval_s,
-        beat,
-        row.heartbeat_ts,
-        row.heartbeat_id,
-    )
+    heard = None
+    if row.last_seen is not None:
+        heard = Heard(row.last_seen, row.interval_s, beat, row.heartbeat_ts, row.heartbeat_id)
+    return NodeHealth(row.node, row.district, Status(row.status), row.since, row.reason, heard)

@@ -20,7 +20,7 @@ from cityedge.cloud.fleet.config import FleetSection
 from cityedge.protocol.errors import TransitionError
 from cityedge.protocol.health import Heartbeat
 
-__all__ = ["TRANSITIONS", "FleetState", "NodeHealth", "Status", "Transition"]
+__all__ = ["TRANSITIONS", "FleetState", "Heard", "NodeHealth", "Status", "Transition"]
 
 
 class Status(StrEnum):
@@ -74,22 +74,50 @@ class Transition:
 
 
 @dataclass
+class Heard:
+    """What a node's heartbeats told the cloud. `last_seen` is the store's arrival time of the
+    latest to arrive (the cloud's clock), `interval_s` the last interval the node announced;
+    `beat`, `ts` (the node's own time) and `record_id` are those of the newest by the node's
+    clock, since a drained backlog arrives late but is older. `beat` is None when a stored
+    body no longer decodes."""
+
+    last_seen: datetime
+    interval_s: float | None
+    beat: Heartbeat | None
+    ts: datetime | None
+    record_id: str | None
+
+    def take(self, arrived: datetime, ts: datetime, beat: Heartbeat, record_id: str) -> bool:
+        """Note one heartbeat; True when it is the newest by the node's clock."""
+        self.last_seen = arrived
+        self.interval_s = beat.interval_s or self.interval_s
+        if self.ts is not None and ts < self.ts:
+            return False
+        self.beat, self.ts, self.record_id = beat, ts, record_id
+        return True
+
+
+@dataclass
 class NodeHealth:
-    """What the cloud knows of one node; `last_seen` is the store's arrival time of its last
-    heartbeat (the cloud's clock), `heartbeat_ts` the node's own time for it."""
+    """What the cloud knows of one node; `heard` is None until its first heartbeat (a node
+    known only by its last will)."""
 
     node: str
     district: str
     status: Status
     since: datetime
     reason: str
-    last_seen: datetime | None = None
-    interval_s: float | None = None
-    heartbeat: Heartbeat | None = None
-    heartbeat_ts: datetime | None = None
-    heartbeat_id: str | None = None
+    heard: Heard | None = None
     drops_seen: list[tuple[datetime, int]] = field(default_factory=list)
     changed: bool = True  # not yet written back
+
+    @property
+    def heartbeat(self) -> Heartbeat | None:
+        return None if self.heard is None else self.heard.beat
+
+    @property
+    def last_seen(self) -> datetime | None:
+        return None if self.heard is None else self.heard.last_seen
 
 
 @dataclass
@@ -104,10 +132,9 @@ class FleetState:
         if known is not None and known.last_seen is not None and arrived < known.last_seen:
             return None  # an older heartbeat read again: nothing new
         health = known or NodeHealth(node, district, Status.ONLINE, arrived, _REASONS["heartbeat"])
-        health.last_seen = arrived
-        health.interval_s = beat.interval_s or health.interval_s
-        if health.heartbeat_ts is None or ts >= health.heartbeat_ts:  # a drained backlog is older
-            health.heartbeat, health.heartbeat_ts, health.heartbeat_id = beat, ts, record_id
+        if health.heard is None:
+            health.heard = Heard(arrived, None, None, None, None)
+        if health.heard.take(arrived, ts, beat, record_id):
             health.drops_seen.append((arrived, beat.dropped))
         health.changed = True
         self.nodes[node] = health
@@ -135,11 +162,11 @@ class FleetState:
         return out
 
     def silence(self, health: NodeHealth, now: datetime) -> str | None:
-        if health.last_seen is None:
+        if health.heard is None:
             return None
         r = self.rules
-        interval = health.interval_s or r.heartbeat_s
-        quiet = (now - health.last_seen).total_seconds() - r.grace_s
+        interval = health.heard.interval_s or r.heartbeat_s
+        quiet = (now - health.heard.last_seen).total_seconds() - r.grace_s
         if quiet >= r.offline_after_missed * interval:
             return "missed_offline"
         if quiet >= r.stale_after_missed * interval:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 import numpy as np
@@ -52,6 +52,7 @@ _PLUGINS = ("cityedge.edge.camera.detectors.motion", "cityedge.edge.camera.detec
 _LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
 _PIN_BEFORE_S = 10.0  # clip context kept before an incident started ...
 _PIN_AFTER_S = 10.0  # ... and after it was detected
+_M = TypeVar("_M", Counter, Gauge, Histogram)
 
 
 class ClipRecorder(PacketSink, Protocol):
@@ -64,42 +65,33 @@ RecorderFactory = Callable[[str], ClipRecorder]
 
 
 class CameraMetrics:
-    """The pipeline's Prometheus metrics, labelled by camera (one set per registry)."""
+    """The pipeline's Prometheus metrics, each labelled by camera first (one set per registry)."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
-        self.latency = Histogram(
+        def per_camera(metric: type[_M], name: str, doc: str, *labels: str, **kw: Any) -> _M:
+            return metric(name, doc, ["camera", *labels], registry=registry, **kw)
+
+        self.latency = per_camera(
+            Histogram,
             "cityedge_camera_latency_seconds",
             "Frame capture to rules done (when a decision is taken)",
-            ["camera"],
             buckets=_LATENCY_BUCKETS,
-            registry=registry,
         )
-        self.frames = Counter(
-            "cityedge_camera_frames_processed",
-            "Frames run through perception and rules",
-            ["camera"],
-            registry=registry,
+        self.frames = per_camera(
+            Counter, "cityedge_camera_frames_processed", "Frames run through perception and rules"
         )
-        self.dropped = Counter(
+        self.dropped = per_camera(
+            Counter,
             "cityedge_camera_frames_dropped",
             "Frames not processed: behind (the pipeline was busy) or thinned (source faster than fps)",
-            ["camera", "reason"],
-            registry=registry,
+            "reason",
         )
-        self.fps = Gauge(
-            "cityedge_camera_fps", "Frames processed per second (recent)", ["camera"], registry=registry
+        self.fps = per_camera(Gauge, "cityedge_camera_fps", "Frames processed per second (recent)")
+        self.errors = per_camera(
+            Counter, "cityedge_camera_errors", "Failures caught and survived, by stage", "stage"
         )
-        self.errors = Counter(
-            "cityedge_camera_errors",
-            "Failures caught and survived, by stage",
-            ["camera", "stage"],
-            registry=registry,
-        )
-        self.streaming = Gauge(
-            "cityedge_camera_source_streaming",
-            "1 when the source is streaming",
-            ["camera"],
-            registry=registry,
+        self.streaming = per_camera(
+            Gauge, "cityedge_camera_source_streaming", "1 when the source is streaming"
         )
 
 

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from cityedge.edge.outbox.port import AppendResult, OutboxPort
 from cityedge.protocol.envelope import Envelope
@@ -21,6 +22,7 @@ from cityedge.protocol.envelope import Envelope
 __all__ = ["Done", "GroupCommitter"]
 
 log = logging.getLogger(__name__)
+_Port = TypeVar("_Port", bound=OutboxPort)
 
 Done = Callable[[AppendResult | BaseException], None]
 
@@ -31,8 +33,11 @@ class _Item:
     done: Done
 
 
-class GroupCommitter:
-    def __init__(self, outbox: OutboxPort, *, linger_s: float = 0.002, max_batch: int = 500) -> None:
+class GroupCommitter(Generic[_Port]):
+    """Commits into `outbox`, which it keeps at its own type (the local bus also quarantines
+    into the outbox its group commits to)."""
+
+    def __init__(self, outbox: _Port, *, linger_s: float = 0.002, max_batch: int = 500) -> None:
         self.outbox = outbox
         self.linger_s = linger_s
         self.max_batch = max_batch
@@ -47,7 +52,7 @@ class GroupCommitter:
         """Call `fn` once a batch's callbacks have run (e.g. to send confirmations together)."""
         self._after_batch.append(fn)
 
-    def start(self) -> GroupCommitter:
+    def start(self) -> GroupCommitter[_Port]:
         with self._lock:
             if not self._started:
                 self._started = True

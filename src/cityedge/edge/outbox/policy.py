@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 from cityedge.protocol.errors import ConfigError
 
@@ -124,9 +124,8 @@ def expires_at(appended_at: float, policy: StreamPolicy, record_ttl_s: float | N
     return None if ttl is None else appended_at + ttl
 
 
-@dataclass(frozen=True)
-class Usage:
-    """What the outbox holds now, in records and payload bytes."""
+class Usage(NamedTuple):
+    """What the outbox holds now, in records and payload bytes (made for every admission)."""
 
     records: int
     bytes: int

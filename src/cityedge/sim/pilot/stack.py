@@ -158,19 +158,18 @@ class Stack:
         self.protocol: MqttVersion = "3.1.1" if self.broker_kind == "embedded" else "5"
 
     def _mosquitto(self, server: Any) -> Any:
-        from cityedge.deploy.mosquitto import ServiceAcl, broker_profile, default_services, write_broker_files
+        from cityedge.deploy.mosquitto import (
+            BrokerInputs,
+            ServiceAcl,
+            broker_profile,
+            default_services,
+            write_broker_files,
+        )
         from cityedge.sim.brokers import MosquittoProcess
 
         workdir = self.workdir / "broker"
-        cfg = broker_profile(
-            "cloud",
-            workdir,
-            port=free_port(),
-            chain=self.layout.chain,
-            certfile=server.cert_path,
-            keyfile=server.key_path,
-            crlfile=self.layout.crl,
-        )
+        files = BrokerInputs(self.layout.chain, server.cert_path, server.key_path, self.layout.crl)
+        cfg = broker_profile(workdir, files, port=free_port())
         services = (*default_services("cloud", DISTRICT), ServiceAcl("pixel-monitor", read=("#",)))
         if self.releases is not None:  # each node's OTA listener reads its own down/ota, nothing else
             from cityedge.sim.pilot.releases import listener_acls
