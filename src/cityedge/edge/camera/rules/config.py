@@ -34,9 +34,9 @@ class RuleConfig(BaseModel):
     stopped_cooldown_s: float = Field(30.0, ge=0)
     stopped_spot_px: float = Field(15.0, gt=0)
     """a still track this close to a known still spot is the same vehicle"""
-    stopped_min_travel_px: float = Field(20.0, ge=0)
+    stopped_min_travel_px: float = Field(60.0, ge=0)
     """a vehicle must have arrived moving: still since first seen is not stopping"""
-    stopped_min_height_px: float = Field(12.0, gt=0)
+    stopped_min_height_px: float = Field(16.0, gt=0)
     """a still box shorter than this is no vehicle: the rim of a ghost or the edge of a shadow"""
     stopped_arrival_s: float = Field(1.0, ge=0)
     """... at driving speed (`wrong_way_min_speed_px_s`) for this long: a ghost or a parked car never

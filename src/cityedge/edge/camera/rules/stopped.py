@@ -51,12 +51,15 @@ class StoppedRule:
             return None
         if memory.still_since is None:
             memory.still_since = memory.history[0][0]
+        if not _stood_as_it_drove(memory, self.config.stopped_min_height_px):
+            # not what drove: a ghost's rim, or a still blob a passing car swept along. What stood
+            # here so far was no vehicle: a car merging with it for a moment starts no dwell
+            memory.still_since = None
+            return None
         spot = self._spot(lane, track.box.foot, t)
         if spot is None:
             if not memory.moved:
                 return None  # still since it appeared: a ghost or a parked car, not a vehicle stopping
-            if not _stood_as_it_drove(memory, self.config.stopped_min_height_px):
-                return None  # what drove was bigger or smaller: a still blob a passing car swept along
             spot = _Spot(lane, track.box.foot, memory.still_since, t)
             self._spots.append(spot)
         # a track that appeared on a known spot (the old one was lost to an occlusion) is the
