@@ -9,7 +9,7 @@ import math
 import pytest
 
 from cityedge.edge.camera.detectors import motion
-from cityedge.edge.camera.rules import RuleConfig, stopped
+from cityedge.edge.camera.rules import RuleConfig, stopped, tracks
 from cityedge.sim import evaluate
 from cityedge.sim.scenarios import preset
 
@@ -43,7 +43,7 @@ def test_without_the_rim_check_the_strip_is_a_stopped_vehicle(monkeypatch: pytes
     # stopped-vehicle rule refuses such a strip on its own too, by its size, shape and short
     # arrival: those guards are relaxed here, so that this test sees what the motion model does)
     monkeypatch.setattr(stopped, "VEHICLE_ASPECT", 1e9)
-    monkeypatch.setattr(stopped, "SIZE_CHANGE", 1e9)
+    monkeypatch.setattr(tracks, "SIZE_CHANGE", 1e9)
     relaxed = RuleConfig(stopped_min_height_px=1.0, stopped_min_travel_px=20.0)
     assert near_strip(false_alarms(monkeypatch, relaxed, ghost_seam=1.0)) != []
     assert near_strip(false_alarms(monkeypatch, relaxed)) == []

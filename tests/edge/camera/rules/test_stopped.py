@@ -4,7 +4,7 @@ lane it stands in, and a queue that is dissolving does not swallow a car that st
 from __future__ import annotations
 
 from cityedge.edge.camera.rules import RuleConfig
-from tests.support.rule_frames import Vehicle, incidents, queue, run, stops
+from tests.support.rule_frames import T0, Vehicle, incidents, queue, run, stops
 
 
 def _sized(vehicle: Vehicle, w: float, h: float) -> Vehicle:
@@ -37,9 +37,9 @@ def test_a_still_blob_a_passing_car_swept_along_is_not_a_stopped_vehicle() -> No
     # a ghost stands in lane east; a passing car merges with it for two seconds, long enough
     # to count as driving: the merged blob is far taller than the ghost that stands again after
     def swept(t: float) -> tuple[float, ...]:
-        if 5 <= t < 7:
-            return (2, 510 + 40 * (t - 5), 180, 40.0, 10 + round(10 * t), 100, 70)
-        return (2, 510 if t < 5 else 590, 180, 0.0, 10 + round(10 * t), 60, 30)
+        if 5 <= t < 7:  # 160 px: further than the arrival travel (`stopped_min_travel_px`)
+            return (2, 510 + 80 * (t - 5), 180, 80.0, 10 + round(10 * t), 100, 70)
+        return (2, 510 if t < 5 else 670, 180, 0.0, 10 + round(10 * t), 60, 30)
 
     assert incidents(run([swept], 40)) == []
 
@@ -66,3 +66,18 @@ def test_a_vehicle_that_stops_while_a_queue_clears_is_reported_once_the_lane_is_
     assert incidents(outputs) == [("congestion", "west"), ("stopped_vehicle", "west")]
     stopped = next(i for o in outputs for i in o.incidents if i.type == "stopped_vehicle")
     assert stopped.track_id == 50
+
+
+def test_the_dwell_counts_only_while_the_still_box_looks_like_a_vehicle() -> None:
+    # a car stops at 3 s; from 4 s to 12 s only a sliver of it is seen (a ghost's rim, the
+    # rest lost in the dark), then its whole box again: it has stood as a vehicle since about
+    # 10 s (the speed probe's span), not since 3 s
+    def fading(t: float) -> tuple[float, ...]:
+        if t < 3.0:
+            return (1, 120 * t, 180, 120.0, 10 + round(10 * t), 60, 30)
+        return (1, 360, 180, 0.0, 10 + round(10 * t), 60, 8 if 4.0 <= t < 12.0 else 30)
+
+    assert incidents(run([fading], 17)) == []
+    found = [i for o in run([fading], 25) for i in o.incidents]
+    assert [(i.type, i.lane) for i in found] == [("stopped_vehicle", "east")]
+    assert found[0].started_at >= T0 + 9.5

@@ -11,14 +11,13 @@ from dataclasses import dataclass
 
 from cityedge.edge.camera.rules.config import RuleConfig
 from cityedge.edge.camera.rules.lanes import LaneState
-from cityedge.edge.camera.rules.tracks import Point, TrackMemory
-from cityedge.protocol.vision import Incident, TrackState
+from cityedge.edge.camera.rules.tracks import Point, TrackMemory, same_size
+from cityedge.protocol.vision import Box, Incident, TrackState
 
 __all__ = ["StoppedRule"]
 
 
 _EDGE_PX = 2.0  # a box this close to the frame's edge is cut off by it
-SIZE_CHANGE = 2.0  # a vehicle that stops keeps the box height it drove with, within this factor
 VEHICLE_ASPECT = 4.0  # a standing vehicle's box is at most this many heights wide; a ghost's strip is wider
 
 
@@ -51,7 +50,7 @@ class StoppedRule:
             return None
         if memory.still_since is None:
             memory.still_since = memory.history[0][0]
-        if not _stood_as_it_drove(memory, self.config.stopped_min_height_px):
+        if not _looks_like_what_drove(track.box, memory.driving_height, self.config.stopped_min_height_px):
             # not what drove: a ghost's rim, or a still blob a passing car swept along. What stood
             # here so far was no vehicle: a car merging with it for a moment starts no dwell
             memory.still_since = None
@@ -116,14 +115,11 @@ class StoppedRule:
         return None
 
 
-def _stood_as_it_drove(memory: TrackMemory, least_height: float) -> bool:
-    """Whether the still box is vehicle-sized and -shaped and about as tall as the box last seen driving:
-    a vehicle keeps its size when it stops, a still blob that merged with a passing car for a
-    moment does not."""
-    x1, y1, x2, y2 = memory.box or (0.0, 0.0, 0.0, 0.0)
-    if y2 - y1 < least_height or x2 - x1 > VEHICLE_ASPECT * (y2 - y1):
+def _looks_like_what_drove(box: Box, drove: float | None, least_height: float) -> bool:
+    """Whether the still box is vehicle-sized and -shaped and about as tall as the track drove
+    (`drove`, None: unknown): a vehicle keeps its size when it stops, a still blob that merged
+    with a passing car for a moment does not."""
+    width, height = box.x2 - box.x1, box.y2 - box.y1
+    if height < least_height or width > VEHICLE_ASPECT * height:
         return False  # a sliver or a thin strip: the rim of a ghost, or a shadow, not a vehicle
-    drove, stands = memory.driving_height, memory.height
-    if drove is None or drove <= 0 or stands <= 0:
-        return True  # nothing to compare with
-    return 1 / SIZE_CHANGE <= stands / drove <= SIZE_CHANGE
+    return drove is None or drove <= 0 or same_size(height, drove)

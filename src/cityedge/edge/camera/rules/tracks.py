@@ -13,10 +13,17 @@ from typing import NamedTuple
 from cityedge.edge.camera.rules.config import RuleConfig
 from cityedge.protocol.vision import TrackState
 
-__all__ = ["Drive", "Point", "TrackBook", "TrackMemory"]
+__all__ = ["SIZE_CHANGE", "Drive", "Point", "TrackBook", "TrackMemory", "same_size"]
 
 Point = tuple[float, float]
 DROVE_FRAMES = 20  # box heights kept of a track driving, for its typical size
+SIZE_CHANGE = 2.0  # one vehicle's box keeps its height within this factor; merges and splits do not
+
+
+def same_size(height: float, other: float) -> bool:
+    """Whether two box heights are within `SIZE_CHANGE` of each other: one vehicle's box, not a
+    blob that merged with a neighbour or lost a part."""
+    return 1 / SIZE_CHANGE <= height / other <= SIZE_CHANGE
 
 
 class Drive(NamedTuple):

@@ -13,14 +13,13 @@ import math
 
 from cityedge.edge.camera.rules.config import RuleConfig
 from cityedge.edge.camera.rules.lanes import AgainstRun, LaneState
-from cityedge.edge.camera.rules.tracks import Drive, Point, TrackMemory
+from cityedge.edge.camera.rules.tracks import Drive, Point, TrackMemory, same_size
 from cityedge.protocol.vision import Incident, TrackState
 
 __all__ = ["WrongWayRule"]
 
 HANDOVER_S = 2.0  # a drive lost this long ago may be carried on by another track
 REAR_SHARE = 0.5  # the box's rear and front must each have come this share of the needed travel
-SIZE_CHANGE = 2.0  # the box may not have grown or shrunk more than this since the track took up the drive
 _EDGE_PX = 2.0  # a box this close to the frame's edge is cut off by it
 CAR_ASPECT = 3.0  # width over height of the widest box a drive is carried between
 
@@ -34,7 +33,7 @@ class WrongWayRule:
         """Not a blob that grew at one end or shrank at the other (blobs merging or parting),
         nor one fading out or swelling: the same car's box, moved whole."""
         height = track.box.y2 - track.box.y1
-        if not 1 / SIZE_CHANGE <= height / max(drive.height, 1.0) <= SIZE_CHANGE:
+        if not same_size(height, max(drive.height, 1.0)):
             return False
         return self._both_ends_moved(track, ends, drive.ends, REAR_SHARE * need)
 
