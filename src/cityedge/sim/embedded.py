@@ -34,7 +34,8 @@ async def _close_leftovers() -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
     for obj in gc.get_objects():
         # StreamWriter keeps its loop privately; a writer of another loop is not ours to close
-        ours = isinstance(obj, asyncio.StreamWriter) and getattr(obj, "_loop", None) is loop
+        # type(), not isinstance(): isinstance reads __class__, which lazy placeholders (norfair) raise on
+        ours = type(obj) is asyncio.StreamWriter and getattr(obj, "_loop", None) is loop
         if ours and not obj.transport.is_closing():
             obj.close()
     await asyncio.sleep(0.05)  # a closed transport lets go of its socket on the next turns
