@@ -37,15 +37,37 @@ __all__ = ["Listed", "init_repository", "listing", "promote", "publish", "thresh
 
 @dataclass(frozen=True)
 class Listed:
+    """One release as a channel lists it: the signed target file and the manifest it carries."""
+
     channel: str
-    version: str
-    path: str
-    sha256: str
-    length: int
-    manifest: dict[str, Any]
+    target: TargetFile
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        manifest: dict[str, Any] = self.target.custom["cityedge"]
+        return manifest
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+    @property
+    def path(self) -> str:
+        return self.target.path
+
+    @property
+    def sha256(self) -> str:
+        return self.target.hashes["sha256"]
+
+    @property
+    def length(self) -> int:
+        return self.target.length
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__}
+        return {
+            "channel": self.channel, "version": self.version, "path": self.path,
+            "sha256": self.sha256, "length": self.length, "manifest": dict(self.manifest),
+        }  # fmt: skip
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -125,8 +147,8 @@ def _releases(repo: ReleaseRepository, channel: str) -> dict[str, TargetFile]:
 def listing(repo: ReleaseRepository) -> list[Listed]:
     out = []
     for ch in CHANNELS:
-        for version, tf in sorted(_releases(repo, ch).items(), key=lambda kv: parse_version(kv[0])):
-            out.append(Listed(ch, version, tf.path, tf.hashes["sha256"], tf.length, tf.custom["cityedge"]))
+        for _, tf in sorted(_releases(repo, ch).items(), key=lambda kv: parse_version(kv[0])):
+            out.append(Listed(ch, tf))
     return out
 
 
@@ -160,7 +182,7 @@ def _list(repo: ReleaseRepository, channel: str, manifest: Manifest, sha256: str
             t.targets[latest.path] = latest
     repo.do_snapshot()
     repo.do_timestamp()
-    return Listed(channel, manifest.version, path, sha256, length, body)
+    return Listed(channel, tf)
 
 
 def publish(repo: ReleaseRepository, bundle: Bundle, channel: str) -> Listed:

@@ -57,15 +57,17 @@ class QuarantinedItem(msgspec.Struct, frozen=True, kw_only=True):
     """What ingest could not store: one record (its id and seq when they could be read) or a
     whole message (both None), kept raw with the reason, so nothing vanishes silently."""
 
-    topic: str
-    reason: str
-    detail: str
-    raw: bytes
+    # where it came from, as far as the topic and the record could be read
     district: str | None = None
     node: str | None = None
     stream: str | None = None
     record_id: str | None = None
     seq: int | None = None
+    # what it was and why it was refused
+    topic: str
+    reason: str
+    detail: str
+    raw: bytes
 
 
 class StoredQuarantine(QuarantinedItem, frozen=True, kw_only=True):
