@@ -116,6 +116,17 @@ def test_a_second_queue_within_the_cooldown_changes_state_but_is_not_a_second_in
     assert incidents(outputs) == [("congestion", "west")]
 
 
+def test_a_platoon_merged_by_its_shadows_weighs_on_the_lane_it_covers_not_where_its_foot_lies() -> None:
+    # at dusk the cars of a queue in "west" and their long shadows are one blob, far wider than
+    # any vehicle; its foot (the shadows' tip) lies in "lot", its centre in "west"
+    def platoon(t: float) -> tuple[float, ...] | None:
+        return (1, 500 - 8.0 * t, 350, -8.0, 10 + round(t * FPS), 800, 140) if t < 30 else None
+
+    outputs = run([platoon], 50)
+    assert [(c.lane, c.congested) for o in outputs for c in o.congestion] == [("west", True), ("west", False)]
+    assert incidents(outputs) == [("congestion", "west")]
+
+
 def test_one_still_car_is_not_congestion() -> None:
     outputs = run([ghost(1, 280, 500)], 40, RuleConfig(congestion_occupancy_on=0.01))
     assert [c for o in outputs for c in o.congestion] == []

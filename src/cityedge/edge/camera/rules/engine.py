@@ -13,7 +13,7 @@ from cityedge.edge.camera.rules.congestion import Turn
 from cityedge.edge.camera.rules.counts import Counter
 from cityedge.edge.camera.rules.lanes import LaneState
 from cityedge.edge.camera.rules.stopped import StoppedRule
-from cityedge.edge.camera.rules.tracks import Point, TrackBook
+from cityedge.edge.camera.rules.tracks import VEHICLE_ASPECT, Point, TrackBook
 from cityedge.edge.camera.rules.wrong_way import WrongWayRule
 from cityedge.edge.camera.zones import CameraZones, Lane
 from cityedge.protocol.errors import ConfigError
@@ -52,11 +52,11 @@ class RuleEngine:
         confirmed = [track for track in frame.tracks if track.hits >= self.config.min_hits]
         self._tracks.frame(confirmed, t)
         for track in confirmed:
-            lane = self._judge(frame.camera, track, t, out)
+            lane, vehicles = self._queue_lane(track, self._judge(frame.camera, track, t, out))
             if lane is not None:
                 box = track.box
                 occupancy[lane.name] += box.area / max(lane.area, 1.0)
-                speeds[lane.name].append(math.hypot(*track.velocity) / max(box.y2 - box.y1, 1.0))
+                speeds[lane.name].extend([math.hypot(*track.velocity) / max(box.y2 - box.y1, 1.0)] * vehicles)
         for lane in self.zones.lanes:
             state = self._lanes[lane.name]
             turn = state.queue.step(t, min(occupancy[lane.name], 1.0), speeds[lane.name], self.config)
@@ -86,6 +86,18 @@ class RuleEngine:
             if incident is not None:
                 out.incidents.append(incident)
         return lane
+
+    def _queue_lane(self, track: TrackState, foot_lane: Lane | None) -> tuple[Lane | None, int]:
+        """The lane a track weighs on for congestion, and how many vehicles it stands for.
+
+        A vehicle weighs on the lane of its foot. A box wider than any vehicle is a platoon that
+        low sun or dusk merged through the cars' shadows: its foot is the tip of a shadow in the
+        next lane, so it weighs on the lane holding its centre, and as (at least) two vehicles."""
+        box = track.box
+        if box.x2 - box.x1 <= VEHICLE_ASPECT * (box.y2 - box.y1):
+            return foot_lane, 1
+        centre = self.zones.lane_at(((box.x1 + box.x2) / 2, (box.y1 + box.y2) / 2))
+        return centre or foot_lane, 2
 
     def _turned(self, camera: str, lane: Lane, state: LaneState, turn: Turn, out: RuleOutput) -> None:
         w = turn.window

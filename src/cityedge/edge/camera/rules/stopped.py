@@ -11,14 +11,13 @@ from dataclasses import dataclass
 
 from cityedge.edge.camera.rules.config import RuleConfig
 from cityedge.edge.camera.rules.lanes import LaneState
-from cityedge.edge.camera.rules.tracks import Point, TrackMemory, same_size
+from cityedge.edge.camera.rules.tracks import VEHICLE_ASPECT, Point, TrackMemory, same_size
 from cityedge.protocol.vision import Box, Incident, TrackState
 
 __all__ = ["StoppedRule"]
 
 
 _EDGE_PX = 2.0  # a box this close to the frame's edge is cut off by it
-VEHICLE_ASPECT = 4.0  # a standing vehicle's box is at most this many heights wide; a ghost's strip is wider
 
 
 @dataclass

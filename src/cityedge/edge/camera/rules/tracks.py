@@ -13,11 +13,13 @@ from typing import NamedTuple
 from cityedge.edge.camera.rules.config import RuleConfig
 from cityedge.protocol.vision import TrackState
 
-__all__ = ["SIZE_CHANGE", "Drive", "Point", "TrackBook", "TrackMemory", "same_size"]
+__all__ = ["SIZE_CHANGE", "VEHICLE_ASPECT", "Drive", "Point", "TrackBook", "TrackMemory", "same_size"]
 
 Point = tuple[float, float]
 DROVE_FRAMES = 20  # box heights kept of a track driving, for its typical size
 SIZE_CHANGE = 2.0  # one vehicle's box keeps its height within this factor; merges and splits do not
+VEHICLE_ASPECT = 4.0  # a vehicle's box is at most this many heights wide; a ghost's strip or a platoon
+# merged by shadows is wider
 
 
 def same_size(height: float, other: float) -> bool:
