@@ -81,3 +81,26 @@ def test_the_dwell_counts_only_while_the_still_box_looks_like_a_vehicle() -> Non
     found = [i for o in run([fading], 25) for i in o.incidents]
     assert [(i.type, i.lane) for i in found] == [("stopped_vehicle", "east")]
     assert found[0].started_at >= T0 + 9.5
+
+
+def test_a_stopped_vehicle_whose_box_grew_downward_is_judged_where_its_top_puts_it() -> None:
+    # a car drives in lane east (box 30 px tall, top at 160) and stops at 3 s; from 4 s its box
+    # reaches down into lane west (a ghost's rim, a shadow below it merged): the top stays
+    # where it drove, so the car is where its top and its height put it, in lane east
+    def merged(t: float) -> tuple[float, ...]:
+        if t < 3.0:
+            return (1, 120 * t, 190, 120.0, 10 + round(10 * t), 60, 30)
+        return (1, 360, 190 if t < 4.0 else 215, 0.0, 10 + round(10 * t), 60, 30 if t < 4.0 else 55)
+
+    assert incidents(run([merged], 20)) == [("stopped_vehicle", "east")]
+
+
+def test_a_vehicle_reported_standing_is_not_reported_again_when_judged_in_another_lane() -> None:
+    # the car from the test above, but its box grows only after it was reported in lane west:
+    # it still stands where it was reported, so lane east gets no second incident
+    def growing(t: float) -> tuple[float, ...]:
+        if t < 3.0:
+            return (1, 1000 - 120 * t, 204, -120.0, 10 + round(10 * t), 60, 30)
+        return (1, 640, 204, 0.0, 10 + round(10 * t), 60, 30 if t < 15.0 else 55)
+
+    assert incidents(run([growing], 40)) == [("stopped_vehicle", "west")]

@@ -67,8 +67,7 @@ class RuleEngine:
 
     def _judge(self, camera: str, track: TrackState, t: float, out: RuleOutput) -> Lane | None:
         """Place one track in its lane, count its crossings, run the track rules; its lane."""
-        box = track.box
-        point = (box.foot[0], box.y2 - self.config.foot_lift * (box.y2 - box.y1))
+        point = self._tracks.judged_at(track)
         lane = self.zones.lane_at(point)
         name = lane.name if lane else None
         memory = self._tracks.remember(track, point, name, t, self._counts.entered)

@@ -7,7 +7,7 @@ one stopped vehicle is one incident however often its track is handed over.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cityedge.edge.camera.rules.config import RuleConfig
 from cityedge.edge.camera.rules.lanes import LaneState
@@ -29,6 +29,7 @@ class _Spot:
     since: float
     last: float
     reported: bool = False
+    tracks: set[int] = field(default_factory=set)  # the track ids seen standing here
 
 
 class StoppedRule:
@@ -54,12 +55,13 @@ class StoppedRule:
             # here so far was no vehicle: a car merging with it for a moment starts no dwell
             memory.still_since = None
             return None
-        spot = self._spot(lane, track.box.foot, t)
+        spot = self._spot(lane, track.track_id, track.box.foot, t)
         if spot is None:
             if not memory.moved:
                 return None  # still since it appeared: a ghost or a parked car, not a vehicle stopping
             spot = _Spot(lane, track.box.foot, memory.still_since, t)
             self._spots.append(spot)
+        spot.tracks.add(track.track_id)
         # a track that appeared on a known spot (the old one was lost to an occlusion) is the
         # same vehicle: the spot keeps the earliest time it was seen still
         spot.since = min(spot.since, memory.still_since)
@@ -104,11 +106,16 @@ class StoppedRule:
         _, p1 = memory.history[-1]
         return math.dist(p0, p1) / span < self.config.stopped_speed_px_s
 
-    def _spot(self, lane: str, foot: Point, t: float) -> _Spot | None:
-        """The known still spot at `foot`, confirmed at `t` (None: there is none)."""
+    def _spot(self, lane: str, track_id: int, foot: Point, t: float) -> _Spot | None:
+        """The known still spot at `foot` in `lane`, confirmed at `t` (None: there is none). A
+        track reported standing at a spot is still at that spot while it stands there, also when
+        it is judged in another lane (its box merged with something beside it): it is not
+        reported again. (A stop not yet reported is timed in one lane.)"""
         self._spots = [s for s in self._spots if t - s.last <= self.config.forget_after_s]
         for spot in self._spots:
-            if spot.lane == lane and math.dist(spot.position, foot) <= self.config.stopped_spot_px:
+            if (spot.lane == lane or (spot.reported and track_id in spot.tracks)) and math.dist(
+                spot.position, foot
+            ) <= self.config.stopped_spot_px:
                 spot.position, spot.last = foot, t
                 return spot
         return None

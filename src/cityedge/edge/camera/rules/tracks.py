@@ -18,6 +18,7 @@ __all__ = ["SIZE_CHANGE", "VEHICLE_ASPECT", "Drive", "Point", "TrackBook", "Trac
 Point = tuple[float, float]
 DROVE_FRAMES = 20  # box heights kept of a track driving, for its typical size
 SIZE_CHANGE = 2.0  # one vehicle's box keeps its height within this factor; merges and splits do not
+GREW = 1.3  # a still box this much taller than its track drove with grew into something beside it
 VEHICLE_ASPECT = 4.0  # a vehicle's box is at most this many heights wide; a ghost's strip or a platoon
 # merged by shadows is wider
 
@@ -59,6 +60,7 @@ class TrackMemory:
     matched_at: Point | None = None  # ... and where
     moving_since: float | None = None  # driving speed since then (None: slower now)
     drove: deque[float] = field(default_factory=lambda: deque(maxlen=DROVE_FRAMES))  # box heights driving
+    drove_top: float | None = None  # the top of its box when it last drove
     point: Point | None = None  # where its lane is judged, this frame and the one before
     last_point: Point | None = None
     counted: set[str] = field(default_factory=set)  # count lines it crossed
@@ -95,6 +97,26 @@ class TrackBook:
             if t.track_id not in self._tracks or t.hits != self._tracks[t.track_id].hits
         }
         self._moving_boxes.extend((t, m.box) for m in self._tracks.values() if m.moved and m.box is not None)
+
+    def judged_at(self, track: TrackState) -> Point:
+        """The point a track's lane is judged at: its foot, lifted by `foot_lift` of its height.
+
+        A vehicle that stopped and whose box then grew downward, its top where it was when it
+        drove, merged with something still below it (a ghost's rim, a shadow, a car standing in
+        the next lane): its foot is where its top and the height it drove with put it."""
+        box = track.box
+        bottom, height = box.y2, box.y2 - box.y1
+        memory = self._tracks.get(track.track_id)
+        if (
+            memory is not None
+            and memory.drove_top is not None
+            and math.hypot(*track.velocity) < self.config.wrong_way_min_speed_px_s
+        ):
+            drove = memory.driving_height
+            assert drove is not None  # drove_top is set with the first height it drove with
+            if height > GREW * drove and abs(box.y1 - memory.drove_top) <= (GREW - 1) * drove:
+                bottom, height = box.y1 + drove, drove
+        return (box.foot[0], bottom - self.config.foot_lift * height)
 
     def remember(
         self, track: TrackState, point: Point, lane: str | None, t: float, entered: Callable[[str], None]
@@ -140,6 +162,7 @@ class TrackBook:
         if t - memory.moving_since < self.config.stopped_arrival_s:
             return
         memory.drove.append(memory.height)
+        memory.drove_top = track.box.y1
         assert memory.origin is not None
         if math.dist(memory.origin, track.box.foot) >= self.config.stopped_min_travel_px:
             memory.moved = True
