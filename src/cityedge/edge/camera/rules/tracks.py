@@ -18,7 +18,7 @@ __all__ = ["SIZE_CHANGE", "VEHICLE_ASPECT", "Drive", "Point", "TrackBook", "Trac
 Point = tuple[float, float]
 DROVE_FRAMES = 20  # box heights kept of a track driving, for its typical size
 SIZE_CHANGE = 2.0  # one vehicle's box keeps its height within this factor; merges and splits do not
-GREW = 1.3  # a still box this much taller than its track drove with grew into something beside it
+GREW = 1.3  # a still box this much taller than its track drove with grew into something below or above it
 VEHICLE_ASPECT = 4.0  # a vehicle's box is at most this many heights wide; a ghost's strip or a platoon
 # merged by shadows is wider
 
