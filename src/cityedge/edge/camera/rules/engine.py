@@ -40,6 +40,7 @@ class RuleEngine:
         self._wrong_way = WrongWayRule(self.config, zones.frame_size)
         self._lanes = {lane.name: LaneState() for lane in zones.lanes}
         self._counts = Counter(zones, self.config.count_window_s)
+        self._last_t = -math.inf  # when the frame before was taken
 
     def step(self, frame: FrameTracks) -> RuleOutput:
         if frame.camera != self.zones.camera:
@@ -51,6 +52,8 @@ class RuleEngine:
         speeds: dict[str, list[float]] = {name: [] for name in self._lanes}
         confirmed = [track for track in frame.tracks if track.hits >= self.config.min_hits]
         self._tracks.frame(confirmed, t)
+        self._wrong_way.frame(self._last_t, self._tracks.matched)
+        self._last_t = t
         for track in confirmed:
             lane, vehicles = self._queue_lane(track, self._judge(frame.camera, track, t, out))
             if lane is not None:
@@ -80,11 +83,20 @@ class RuleEngine:
         self._counts.moved(lane.name, speed)
         for incident in (
             self._stopped.judge(camera, track, lane.name, state, memory, t),
-            self._wrong_way.judge(camera, track, lane.name, lane.direction, state, memory, t),
+            self._wrong_way.judge(
+                camera, track, lane.name, lane.direction, state, memory, t, self._behind(track, lane)
+            ),
         ):
             if incident is not None:
                 out.incidents.append(incident)
         return lane
+
+    def _behind(self, track: TrackState, lane: Lane) -> LaneState | None:
+        """The state of the lane holding the track's box centre, if not `lane` (the lane of its
+        foot): a box that reaches that far up into the lane behind holds vehicles of both."""
+        box = track.box
+        centre = self.zones.lane_at(((box.x1 + box.x2) / 2, (box.y1 + box.y2) / 2))
+        return self._lanes[centre.name] if centre is not None and centre.name != lane.name else None
 
     def _queue_lane(self, track: TrackState, foot_lane: Lane | None) -> tuple[Lane | None, int]:
         """The lane a track weighs on for congestion, and how many vehicles it stands for.

@@ -31,13 +31,14 @@ def same_size(height: float, other: float) -> bool:
 
 class Drive(NamedTuple):
     """A track's drive the wrong way: since when, from where (its foot, or where a drive it
-    carries on began), and where its box's rear and front lay and how tall it was when this
-    track took it up."""
+    carries on began), and where its box's rear and front lay, how tall it was and whether the
+    frame's edge cut it off when this track took it up."""
 
     since: float
     start: Point
     ends: Point
     height: float
+    cut: bool = False
 
 
 @dataclass
@@ -97,6 +98,11 @@ class TrackBook:
             if t.track_id not in self._tracks or t.hits != self._tracks[t.track_id].hits
         }
         self._moving_boxes.extend((t, m.box) for m in self._tracks.values() if m.moved and m.box is not None)
+
+    @property
+    def matched(self) -> set[int]:
+        """The tracks of this frame the tracker matched to a detection (or new)."""
+        return self._present
 
     def judged_at(self, track: TrackState) -> Point:
         """The point a track's lane is judged at: its foot, lifted by `foot_lift` of its height.

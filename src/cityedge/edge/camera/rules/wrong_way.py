@@ -28,14 +28,33 @@ class WrongWayRule:
     def __init__(self, config: RuleConfig, frame_size: tuple[int, int] | None = None) -> None:
         self.config = config
         self.frame_size = frame_size
+        self._going: tuple[float, set[int]] = (-math.inf, set())
+
+    def frame(self, before: float, matched: set[int]) -> None:
+        """The frame about to be judged: when the one before it was taken, and the tracks the
+        tracker matched to a detection now (a drive their track was on a frame ago is not lost)."""
+        self._going = (before, matched)
 
     def _one_car_drove(self, track: TrackState, ends: Point, drive: Drive, need: float) -> bool:
         """Not a blob that grew at one end or shrank at the other (blobs merging or parting),
-        nor one fading out or swelling: the same car's box, moved whole."""
+        nor one fading out or swelling: the same car's box, moved whole. Its length along the
+        lane too: a blob of several cars that parts leaves a track on the last one out, whose
+        box, a fraction of the blob's, seems to have sped off (unless the frame's edge cut
+        one of them off)."""
         height = track.box.y2 - track.box.y1
         if not same_size(height, max(drive.height, 1.0)):
             return False
+        length, was = ends[1] - ends[0], drive.ends[1] - drive.ends[0]
+        if not (drive.cut or self._cut(track) or same_size(max(length, 1.0), max(was, 1.0))):
+            return False
         return self._both_ends_moved(track, ends, drive.ends, REAR_SHARE * need)
+
+    def _cut(self, track: TrackState) -> bool:
+        """Whether the frame's edge cuts the track's box off (unknown frame: no)."""
+        if self.frame_size is None:
+            return False
+        b, (width, height) = track.box, self.frame_size
+        return min(b.x1, b.y1) <= _EDGE_PX or b.x2 >= width - _EDGE_PX or b.y2 >= height - _EDGE_PX
 
     def _both_ends_moved(self, track: TrackState, ends: Point, start: Point, least: float) -> bool:
         """Whether the box's rear and its front have both come `least` pixels the wrong way:
@@ -43,10 +62,7 @@ class WrongWayRule:
         one leaves it) moves one. A front cut off by the frame's edge cannot move."""
         if ends[0] - start[0] < least:
             return False
-        if ends[1] - start[1] >= least or self.frame_size is None:
-            return True
-        b, (width, height) = track.box, self.frame_size
-        return min(b.x1, b.y1) <= _EDGE_PX or b.x2 >= width - _EDGE_PX or b.y2 >= height - _EDGE_PX
+        return ends[1] - start[1] >= least or self._cut(track)
 
     def judge(
         self,
@@ -57,28 +73,20 @@ class WrongWayRule:
         state: LaneState,
         memory: TrackMemory,
         t: float,
+        behind: LaneState | None = None,
     ) -> Incident | None:
+        """`behind`: the state of the lane behind that the track's box reaches into, if any."""
         if direction is None or "wrong_way" in memory.reported or memory.last_hit != t:
             return None  # (a track the tracker did not find this frame coasts on a guess: no evidence)
-        # in a queue, blobs of several cars shrink and grow at their ends, which moves a blob's
-        # centre backwards without anyone driving backwards: no wrong-way judgement there
-        if state.queue.congested or state.queue.forming or not self._against(direction, track.velocity):
+        if _in_a_queue(state, behind) or not self._against(direction, track.velocity):
             memory.against = None
             return None
         foot, height = track.box.foot, track.box.y2 - track.box.y1
         ends = _ends((track.box.x1, track.box.y1, track.box.x2, track.box.y2), direction)
-        if memory.against is None:
-            run = _handover(state, track, direction, t)
-            if run is None:
-                memory.against = Drive(t, foot, ends, height)
-                self._seen(state, track, memory, t)
-                return None
-            memory.against = Drive(run.since, _carried_start(run, track, t), ends, height)
-            run.reported |= memory.reported
-            memory.reported = run.reported
-            if "wrong_way" in memory.reported:
-                return None
-        t0, p0 = self._start(memory, foot, height)
+        if memory.against is None and not self._take_up(track, direction, state, memory, ends, t):
+            return None
+        drive = self._start(memory, foot, height)
+        t0, p0 = drive.since, drive.start
         self._seen(state, track, memory, t)
         dx, dy = foot[0] - p0[0], foot[1] - p0[1]
         travel = math.hypot(dx, dy)
@@ -86,7 +94,7 @@ class WrongWayRule:
         need = min(cfg.wrong_way_min_travel_px, cfg.wrong_way_min_travel_boxes * height)
         if t - t0 < cfg.wrong_way_min_s or travel < need or not self._against(direction, (dx, dy)):
             return None
-        if not self._one_car_drove(track, ends, memory.against, need):
+        if not self._one_car_drove(track, ends, drive, need):
             return None
         memory.reported.add("wrong_way")  # one incident per vehicle, reported or held back
         if not state.storm_allows(t, cfg.wrong_way_storm_max, cfg.wrong_way_storm_window_s):
@@ -106,6 +114,31 @@ class WrongWayRule:
             details={"travel_px": round(travel, 1), "cos": round(cos, 3), "held_back": held},
         )
 
+    def _take_up(
+        self,
+        track: TrackState,
+        direction: Point,
+        state: LaneState,
+        memory: TrackMemory,
+        ends: Point,
+        t: float,
+    ) -> bool:
+        """Start the track's drive the wrong way, or carry on one another track lost; whether it
+        is to be judged now (a drive carried on, not yet reported). A drive starts from a box one
+        vehicle could fill: a merged blob's foot says little of where any one car is."""
+        box, cut = track.box, self._cut(track)
+        if not _car_like((box.x1, box.y1, box.x2, box.y2)):
+            return False
+        run = _handover(state, track, direction, t, self._going)
+        if run is None:
+            memory.against = Drive(t, box.foot, ends, box.y2 - box.y1, cut)
+            self._seen(state, track, memory, t)
+            return False
+        memory.against = Drive(run.since, _carried_start(run, track, t), ends, box.y2 - box.y1, cut)
+        run.reported |= memory.reported
+        memory.reported = run.reported
+        return "wrong_way" not in memory.reported
+
     @staticmethod
     def _seen(state: LaneState, track: TrackState, memory: TrackMemory, t: float) -> None:
         """The lane's record of the track's wrong-way drive, for a track that may carry it on."""
@@ -122,17 +155,17 @@ class WrongWayRule:
         )
 
     @staticmethod
-    def _start(memory: TrackMemory, foot: Point, height: float) -> tuple[float, Point]:
-        """Since when and from where the track has been going the wrong way."""
+    def _start(memory: TrackMemory, foot: Point, height: float) -> Drive:
+        """The track's drive the wrong way: since when and from where it has been going."""
         assert memory.against is not None
-        t0, p0 = memory.against.since, memory.against.start
+        p0 = memory.against.start
         if memory.before is not None and not 0.7 <= height / max(memory.before[1], 1.0) <= 1.43:
             # the blob merged with or split from a neighbour since the last frame, which moved
             # its foot without driving: that jump is not travel
             (bx, by), _ = memory.before
             p0 = (p0[0] + foot[0] - bx, p0[1] + foot[1] - by)
             memory.against = memory.against._replace(start=p0)
-        return t0, p0
+        return memory.against
 
     def _against(self, direction: Point, motion: Point) -> bool:
         """Motion (a velocity or a displacement) clearly against the lane's direction."""
@@ -142,7 +175,17 @@ class WrongWayRule:
         return (motion[0] * direction[0] + motion[1] * direction[1]) / norm <= self.config.wrong_way_max_cos
 
 
-def _handover(state: LaneState, track: TrackState, direction: Point, t: float) -> AgainstRun | None:
+def _in_a_queue(state: LaneState, behind: LaneState | None) -> bool:
+    """In a queue, blobs of several cars shrink and grow at their ends, which moves a blob's
+    centre backwards without anyone driving backwards: no wrong-way judgement there, nor on a box
+    reaching (with its centre) into a queue in the lane behind, where passing cars and queued
+    ones merge into blobs and part again, every which way."""
+    return any(s.queue.congested or s.queue.forming for s in (state, behind) if s is not None)
+
+
+def _handover(
+    state: LaneState, track: TrackState, direction: Point, t: float, going: tuple[float, set[int]]
+) -> AgainstRun | None:
     """The drive in this lane, lost under `HANDOVER_S` ago by another track, that `track` now
     going the wrong way continues: its foot lies between the back of that track's last box and
     just ahead of the box's front (as far as it could have driven since), along the lane."""
@@ -155,7 +198,12 @@ def _handover(state: LaneState, track: TrackState, direction: Point, t: float) -
     along = foot[0] * ahead[0] + foot[1] * ahead[1]
     across = foot[1] * ahead[0] - foot[0] * ahead[1]
     for tid, run in state.against.items():
-        if tid == track.track_id or run.last >= t or not (_car_like(run.box) and _car_like(box)):
+        if (
+            tid == track.track_id
+            or run.last >= t
+            or _going_on(tid, run, going)
+            or not (_car_like(run.box) and _car_like(box))
+        ):
             continue
         x1, y1, x2, y2 = run.box
         rear, front = _ends(run.box, direction)
@@ -167,6 +215,13 @@ def _handover(state: LaneState, track: TrackState, direction: Point, t: float) -
             del state.against[tid]
             return run
     return None
+
+
+def _going_on(tid: int, run: AgainstRun, going: tuple[float, set[int]]) -> bool:
+    """Whether the drive's own track is still on it: matched now, and going the wrong way in the
+    frame before (judged later in this frame, its drive looks lost a frame ago, but is not)."""
+    before, matched = going
+    return tid in matched and run.last >= before
 
 
 def _carried_start(run: AgainstRun, track: TrackState, t: float) -> Point:
