@@ -104,3 +104,16 @@ def test_a_vehicle_reported_standing_is_not_reported_again_when_judged_in_anothe
         return (1, 640, 204, 0.0, 10 + round(10 * t), 60, 30 if t < 15.0 else 55)
 
     assert incidents(run([growing], 40)) == [("stopped_vehicle", "west")]
+
+
+def test_a_car_seen_driving_only_merged_and_briefly_is_judged_by_the_box_it_stands_with() -> None:
+    # its track was at driving speed for 1.1 s (two frames past the arrival time), merged with
+    # its shadow the whole time (70 px tall); it stands as itself, 30 px tall: two frames of
+    # driving do not tell how tall the car is, so the still box is not held against them
+    def brief(t: float) -> tuple[float, ...]:
+        if t < 1.1:
+            return (1, 300 + 120 * t, 180, 120.0, 10 + round(10 * t), 100, 70)
+        return (1, 432, 180, 0.0, 10 + round(10 * t), 60, 30)
+
+    found = [i for o in run([brief], 20) for i in o.incidents]
+    assert [(i.type, i.lane) for i in found] == [("stopped_vehicle", "east")]

@@ -18,6 +18,7 @@ __all__ = ["StoppedRule"]
 
 
 _EDGE_PX = 2.0  # a box this close to the frame's edge is cut off by it
+DROVE_KNOWN = 3  # box heights of a track driving it takes to know how tall it drove
 
 
 @dataclass
@@ -50,7 +51,7 @@ class StoppedRule:
             return None
         if memory.still_since is None:
             memory.still_since = memory.history[0][0]
-        if not _looks_like_what_drove(track.box, memory.driving_height, self.config.stopped_min_height_px):
+        if not _looks_like_what_drove(track.box, memory, self.config.stopped_min_height_px):
             # not what drove: a ghost's rim, or a still blob a passing car swept along. What stood
             # here so far was no vehicle: a car merging with it for a moment starts no dwell
             memory.still_since = None
@@ -121,11 +122,13 @@ class StoppedRule:
         return None
 
 
-def _looks_like_what_drove(box: Box, drove: float | None, least_height: float) -> bool:
+def _looks_like_what_drove(box: Box, memory: TrackMemory, least_height: float) -> bool:
     """Whether the still box is vehicle-sized and -shaped and about as tall as the track drove
-    (`drove`, None: unknown): a vehicle keeps its size when it stops, a still blob that merged
+    with (seen driving a few frames only: unknown, those may all have been a merge with its
+    shadow or a passing car): a vehicle keeps its size when it stops, a still blob that merged
     with a passing car for a moment does not."""
     width, height = box.x2 - box.x1, box.y2 - box.y1
     if height < least_height or width > VEHICLE_ASPECT * height:
         return False  # a sliver or a thin strip: the rim of a ghost, or a shadow, not a vehicle
-    return drove is None or drove <= 0 or same_size(height, drove)
+    drove = memory.driving_height
+    return len(memory.drove) < DROVE_KNOWN or drove is None or same_size(height, drove)
