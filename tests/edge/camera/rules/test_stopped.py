@@ -50,8 +50,8 @@ def test_a_vehicle_judged_in_another_lane_has_stood_there_only_since() -> None:
     # for 8 s: neither lane saw it stand for the 10 s the rule waits
     def growing(t: float) -> tuple[float, ...]:
         if t < 3.0:
-            return (1, 1000 - 120 * t, 204, -120.0, 10 + round(10 * t), 60, 30)
-        return (1, 640, 204, 0.0, 10 + round(10 * t), 60, 30 if t < 9.0 else 55)
+            return (1, 1000 - 120 * t, 212, -120.0, 10 + round(10 * t), 60, 30)
+        return (1, 640, 212, 0.0, 10 + round(10 * t), 60, 30 if t < 9.0 else 55)
 
     assert incidents(run([growing], 17)) == []
     assert incidents(run([growing], 25)) == [("stopped_vehicle", "east")]
@@ -100,8 +100,8 @@ def test_a_vehicle_reported_standing_is_not_reported_again_when_judged_in_anothe
     # it still stands where it was reported, so lane east gets no second incident
     def growing(t: float) -> tuple[float, ...]:
         if t < 3.0:
-            return (1, 1000 - 120 * t, 204, -120.0, 10 + round(10 * t), 60, 30)
-        return (1, 640, 204, 0.0, 10 + round(10 * t), 60, 30 if t < 15.0 else 55)
+            return (1, 1000 - 120 * t, 212, -120.0, 10 + round(10 * t), 60, 30)
+        return (1, 640, 212, 0.0, 10 + round(10 * t), 60, 30 if t < 15.0 else 55)
 
     assert incidents(run([growing], 40)) == [("stopped_vehicle", "west")]
 
@@ -117,3 +117,14 @@ def test_a_car_seen_driving_only_merged_and_briefly_is_judged_by_the_box_it_stan
 
     found = [i for o in run([brief], 20) for i in o.incidents]
     assert [(i.type, i.lane) for i in found] == [("stopped_vehicle", "east")]
+
+
+def test_a_car_that_pulls_over_onto_the_lane_line_stands_in_the_lane_it_drove_in() -> None:
+    # it drives in lane east (foot at y 190), then stands with its foot 5 px past the line into
+    # lane west (y 200), its box 40 px tall: standing, it is judged 30% of its height up
+    def pulls_over(t: float) -> tuple[float, ...]:
+        if t < 3.0:
+            return (1, 120 * t, 190, 120.0, 10 + round(10 * t), 60, 40)
+        return (1, 360, 205, 0.0, 10 + round(10 * t), 60, 40)
+
+    assert incidents(run([pulls_over], 20)) == [("stopped_vehicle", "east")]

@@ -67,10 +67,12 @@ def test_a_drive_starts_from_a_box_one_vehicle_could_fill() -> None:
     assert incidents(run([merged], 2, NO_SCALING)) == []
 
 
-def _wrong_way_in_west(foot_y: float, height: float) -> Vehicle:
-    """A car in lane west (direction -x) driving +x at 150 px/s from 10 s to 12 s."""
+def _wrong_way_in_west(foot_y: float, height: float, start: float = 10.0) -> Vehicle:
+    """A car in lane west (direction -x) driving +x at 150 px/s for 2 s from `start`."""
     return lambda t: (
-        (1, 100 + 150 * (t - 10), foot_y, 150.0, round(t * FPS), 60, height) if 10 <= t < 12 else None
+        (1, 100 + 150 * (t - start), foot_y, 150.0, round(t * FPS), 60, height)
+        if start <= t < start + 2
+        else None
     )
 
 
@@ -83,7 +85,10 @@ def test_no_wrong_way_judgement_on_a_box_reaching_into_a_queue_in_the_lane_behin
     assert _wrong_way([reaching]) == [("wrong_way", "west")]  # no queue: a wrong-way car
     # a car of lane west that does not reach that far up is judged as ever
     assert _wrong_way([*jam, _wrong_way_in_west(280, 60)]) == [("wrong_way", "west")]
+    # once the queue has gone (lane east waits out `congestion_clear_s`), nobody stands there
+    gone = _wrong_way_in_west(215, 60, start=32.0)
+    assert _wrong_way([*jam, gone], 36) == [("wrong_way", "west")]
 
 
-def _wrong_way(vehicles: list[Vehicle]) -> list[tuple[str, str]]:
-    return [found for found in incidents(run(vehicles, 14)) if found[0] == "wrong_way"]
+def _wrong_way(vehicles: list[Vehicle], seconds: float = 14) -> list[tuple[str, str]]:
+    return [found for found in incidents(run(vehicles, seconds)) if found[0] == "wrong_way"]

@@ -21,6 +21,8 @@ from cityedge.protocol.vision import CongestionChange, FrameTracks, Incident, La
 
 __all__ = ["RuleEngine", "RuleOutput"]
 
+STOOD_LIFT = 0.3  # a vehicle standing still is judged this share of its box height above its bottom
+
 
 @dataclass(frozen=True)
 class RuleOutput:
@@ -71,7 +73,7 @@ class RuleEngine:
     def _judge(self, camera: str, track: TrackState, t: float, out: RuleOutput) -> Lane | None:
         """Place one track in its lane, count its crossings, run the track rules; its lane."""
         point = self._tracks.judged_at(track)
-        lane = self.zones.lane_at(point)
+        lane = self._stood_in(track, self.zones.lane_at(point))
         name = lane.name if lane else None
         memory = self._tracks.remember(track, point, name, t, self._counts.entered)
         speed = math.hypot(*track.velocity)
@@ -90,6 +92,16 @@ class RuleEngine:
             if incident is not None:
                 out.incidents.append(incident)
         return lane
+
+    def _stood_in(self, track: TrackState, lane: Lane | None) -> Lane | None:
+        """The lane of a track (`lane`: where its point is judged). A vehicle that drove and
+        stands still now is judged higher up its box, `STOOD_LIFT` of its height: a car pulling
+        over onto the lane line, or its shadow, puts its foot past the line into a lane it never
+        drove in."""
+        if not self._tracks.stood(track):
+            return lane
+        box = track.box
+        return self.zones.lane_at((box.foot[0], box.y2 - STOOD_LIFT * (box.y2 - box.y1))) or lane
 
     def _behind(self, track: TrackState, lane: Lane) -> LaneState | None:
         """The state of the lane holding the track's box centre, if not `lane` (the lane of its

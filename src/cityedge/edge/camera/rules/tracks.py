@@ -104,6 +104,15 @@ class TrackBook:
         """The tracks of this frame the tracker matched to a detection (or new)."""
         return self._present
 
+    def stood(self, track: TrackState) -> bool:
+        """Whether the track drove and stands still now."""
+        memory = self._tracks.get(track.track_id)
+        return (
+            memory is not None
+            and memory.drove_top is not None
+            and math.hypot(*track.velocity) < self.config.wrong_way_min_speed_px_s
+        )
+
     def judged_at(self, track: TrackState) -> Point:
         """The point a track's lane is judged at: its foot, lifted by `foot_lift` of its height.
 

@@ -178,9 +178,11 @@ class WrongWayRule:
 def _in_a_queue(state: LaneState, behind: LaneState | None) -> bool:
     """In a queue, blobs of several cars shrink and grow at their ends, which moves a blob's
     centre backwards without anyone driving backwards: no wrong-way judgement there, nor on a box
-    reaching (with its centre) into a queue in the lane behind, where passing cars and queued
-    ones merge into blobs and part again, every which way."""
-    return any(s.queue.congested or s.queue.forming for s in (state, behind) if s is not None)
+    reaching (with its centre) into a queue forming or standing in the lane behind, where passing
+    cars and queued ones merge into blobs and part again, every which way (a queue behind that
+    has cleared, while its lane waits out `congestion_clear_s`, holds no one still)."""
+    mine = state.queue.congested or state.queue.forming
+    return mine or (behind is not None and (behind.queue.queued or behind.queue.forming))
 
 
 def _handover(
