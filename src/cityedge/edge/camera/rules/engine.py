@@ -42,7 +42,6 @@ class RuleEngine:
         self._wrong_way = WrongWayRule(self.config, zones.frame_size)
         self._lanes = {lane.name: LaneState() for lane in zones.lanes}
         self._counts = Counter(zones, self.config.count_window_s)
-        self._last_t = -math.inf  # when the frame before was taken
 
     def step(self, frame: FrameTracks) -> RuleOutput:
         if frame.camera != self.zones.camera:
@@ -54,8 +53,7 @@ class RuleEngine:
         speeds: dict[str, list[float]] = {name: [] for name in self._lanes}
         confirmed = [track for track in frame.tracks if track.hits >= self.config.min_hits]
         self._tracks.frame(confirmed, t)
-        self._wrong_way.frame(self._last_t, self._tracks.matched)
-        self._last_t = t
+        self._wrong_way.frame(t, self._tracks.matched)
         for track in confirmed:
             lane, vehicles = self._queue_lane(track, self._judge(frame.camera, track, t, out))
             if lane is not None:

@@ -28,12 +28,13 @@ class WrongWayRule:
     def __init__(self, config: RuleConfig, frame_size: tuple[int, int] | None = None) -> None:
         self.config = config
         self.frame_size = frame_size
+        self._now = -math.inf  # when the frame being judged was taken
         self._going: tuple[float, set[int]] = (-math.inf, set())
 
-    def frame(self, before: float, matched: set[int]) -> None:
-        """The frame about to be judged: when the one before it was taken, and the tracks the
-        tracker matched to a detection now (a drive their track was on a frame ago is not lost)."""
-        self._going = (before, matched)
+    def frame(self, t: float, matched: set[int]) -> None:
+        """The frame about to be judged, taken at `t`: the tracks the tracker matched to a
+        detection in it (a drive their track was on in the frame before is not lost)."""
+        self._going, self._now = (self._now, matched), t
 
     def _one_car_drove(self, track: TrackState, ends: Point, drive: Drive, need: float) -> bool:
         """Not a blob that grew at one end or shrank at the other (blobs merging or parting),
