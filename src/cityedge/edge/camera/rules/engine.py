@@ -96,7 +96,7 @@ class RuleEngine:
         stands still now is judged higher up its box, `STOOD_LIFT` of its height: a car pulling
         over onto the lane line, or its shadow, puts its foot past the line into a lane it never
         drove in."""
-        if not self._tracks.stood(track):
+        if self._tracks.stood(track) is None:
             return lane
         box = track.box
         return self.zones.lane_at((box.foot[0], box.y2 - STOOD_LIFT * (box.y2 - box.y1))) or lane

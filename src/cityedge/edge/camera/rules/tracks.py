@@ -104,14 +104,13 @@ class TrackBook:
         """The tracks of this frame the tracker matched to a detection (or new)."""
         return self._present
 
-    def stood(self, track: TrackState) -> bool:
-        """Whether the track drove and stands still now."""
+    def stood(self, track: TrackState) -> TrackMemory | None:
+        """The memory of a track that drove and stands still now (None: it is moving, or never
+        drove)."""
         memory = self._tracks.get(track.track_id)
-        return (
-            memory is not None
-            and memory.drove_top is not None
-            and math.hypot(*track.velocity) < self.config.wrong_way_min_speed_px_s
-        )
+        if memory is None or memory.drove_top is None:
+            return None
+        return memory if math.hypot(*track.velocity) < self.config.wrong_way_min_speed_px_s else None
 
     def judged_at(self, track: TrackState) -> Point:
         """The point a track's lane is judged at: its foot, lifted by `foot_lift` of its height.
@@ -121,12 +120,9 @@ class TrackBook:
         the next lane): its foot is where its top and the height it drove with put it."""
         box = track.box
         bottom, height = box.y2, box.y2 - box.y1
-        memory = self._tracks.get(track.track_id)
-        if (
-            memory is not None
-            and memory.drove_top is not None
-            and math.hypot(*track.velocity) < self.config.wrong_way_min_speed_px_s
-        ):
+        memory = self.stood(track)
+        if memory is not None:
+            assert memory.drove_top is not None  # (stood: it drove)
             drove = memory.driving_height
             assert drove is not None  # drove_top is set with the first height it drove with
             if height > GREW * drove and abs(box.y1 - memory.drove_top) <= (GREW - 1) * drove:

@@ -130,12 +130,13 @@ class WrongWayRule:
         box, cut = track.box, self._cut(track)
         if not _car_like((box.x1, box.y1, box.x2, box.y2)):
             return False
+        height = box.y2 - box.y1
         run = _handover(state, track, direction, t, self._going)
         if run is None:
-            memory.against = Drive(t, box.foot, ends, box.y2 - box.y1, cut)
+            memory.against = Drive(t, box.foot, ends, height, cut)
             self._seen(state, track, memory, t)
             return False
-        memory.against = Drive(run.since, _carried_start(run, track, t), ends, box.y2 - box.y1, cut)
+        memory.against = Drive(run.since, _carried_start(run, track, t), ends, height, cut)
         run.reported |= memory.reported
         memory.reported = run.reported
         return "wrong_way" not in memory.reported
