@@ -128,3 +128,21 @@ def test_a_car_that_pulls_over_onto_the_lane_line_stands_in_the_lane_it_drove_in
         return (1, 360, 205, 0.0, 10 + round(10 * t), 60, 40)
 
     assert incidents(run([pulls_over], 20)) == [("stopped_vehicle", "east")]
+
+
+def test_a_part_of_a_standing_car_tracked_on_its_own_is_the_same_stop() -> None:
+    # a car stands in lane east from 3 s (box 80 x 40); from 5 s the tracker also follows a
+    # part of it on its own (its foot 32 px from the car's, inside the car's box): one
+    # vehicle, one incident, also once the lane's cooldown is over
+    car = _sized(stops(1, 180, 0, 120, at=3.0), 80, 40)
+    part = lambda t: (2, 385, 160, 0.0, 10 + round(10 * t), 30, 28) if t >= 5.0 else None  # noqa: E731
+    found = [i for o in run([car, part], 60) for i in o.incidents]
+    assert [(i.type, i.lane, i.track_id) for i in found] == [("stopped_vehicle", "east", 1)]
+
+
+def test_the_imprint_a_stopped_car_leaves_as_it_drives_off_is_no_new_stop() -> None:
+    # the car stands from 3 s to 20 s and drives off; the motion model keeps a blob where its
+    # upper part stood (it learned some of the car into the background) until 60 s
+    car = _sized(stops(1, 180, 0, 120, at=3.0, leaves=20.0), 80, 40)
+    imprint = lambda t: (2, 385, 160, 0.0, 10 + round(10 * t), 30, 28) if 20.5 <= t < 60 else None  # noqa: E731
+    assert incidents(run([car, imprint], 60)) == [("stopped_vehicle", "east")]

@@ -27,6 +27,7 @@ class _Spot:
 
     lane: str
     position: Point
+    box: Box  # the vehicle's box where it stands (the latest still track's)
     since: float
     last: float
     reported: bool = False
@@ -56,11 +57,11 @@ class StoppedRule:
             # here so far was no vehicle: a car merging with it for a moment starts no dwell
             memory.still_since = None
             return None
-        spot = self._spot(lane, track.track_id, track.box.foot, t)
+        spot = self._spot(lane, track.track_id, track.box, t)
         if spot is None:
             if not memory.moved:
                 return None  # still since it appeared: a ghost or a parked car, not a vehicle stopping
-            spot = _Spot(lane, track.box.foot, memory.still_since, t)
+            spot = _Spot(lane, track.box.foot, track.box, memory.still_since, t)
             self._spots.append(spot)
         spot.tracks.add(track.track_id)
         # a track that appeared on a known spot (the old one was lost to an occlusion) is the
@@ -107,19 +108,31 @@ class StoppedRule:
         _, p1 = memory.history[-1]
         return math.dist(p0, p1) / span < self.config.stopped_speed_px_s
 
-    def _spot(self, lane: str, track_id: int, foot: Point, t: float) -> _Spot | None:
-        """The known still spot at `foot` in `lane`, confirmed at `t` (None: there is none). A
-        track reported standing at a spot is still at that spot while it stands there, also when
-        it is judged in another lane (its box merged with something beside it): it is not
-        reported again. (A stop not yet reported is timed in one lane.)"""
+    def _spot(self, lane: str, track_id: int, box: Box, t: float) -> _Spot | None:
+        """The known still spot of a still track with `box` in `lane`, confirmed at `t` (None:
+        there is none). A track reported standing at a spot is still at that spot while it
+        stands there, also when it is judged in another lane (its box merged with something
+        beside it): it is not reported again. (A stop not yet reported is timed in one lane.)
+        A still box whose foot lies inside the box of a vehicle standing (or just stood) in the
+        same lane is part of that vehicle, or the imprint it leaves in the motion model as it
+        drives off: the same stop, not a new one."""
         self._spots = [s for s in self._spots if t - s.last <= self.config.forget_after_s]
+        foot = box.foot
         for spot in self._spots:
-            if (spot.lane == lane or (spot.reported and track_id in spot.tracks)) and math.dist(
-                spot.position, foot
-            ) <= self.config.stopped_spot_px:
-                spot.position, spot.last = foot, t
+            if math.dist(spot.position, foot) <= self.config.stopped_spot_px and (
+                spot.lane == lane or (spot.reported and track_id in spot.tracks)
+            ):
+                spot.position, spot.box, spot.last = foot, box, t
+                return spot
+        for spot in self._spots:
+            if spot.lane == lane and _inside(foot, spot.box):
+                spot.last = t  # a part of the vehicle: where the vehicle stands is unchanged
                 return spot
         return None
+
+
+def _inside(point: Point, box: Box) -> bool:
+    return box.x1 <= point[0] <= box.x2 and box.y1 <= point[1] <= box.y2
 
 
 def _looks_like_what_drove(box: Box, memory: TrackMemory, least_height: float) -> bool:
