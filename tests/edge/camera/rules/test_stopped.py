@@ -146,3 +146,26 @@ def test_the_imprint_a_stopped_car_leaves_as_it_drives_off_is_no_new_stop() -> N
     car = _sized(stops(1, 180, 0, 120, at=3.0, leaves=20.0), 80, 40)
     imprint = lambda t: (2, 385, 160, 0.0, 10 + round(10 * t), 30, 28) if 20.5 <= t < 60 else None  # noqa: E731
     assert incidents(run([car, imprint], 60)) == [("stopped_vehicle", "east")]
+
+
+def test_a_stopped_car_hidden_by_passing_traffic_keeps_its_dwell_under_a_new_track() -> None:
+    # the car stops at 3 s; traffic in front hides it from 6 s to 9.5 s and the tracker takes
+    # it up again under a new id: it has stood since 3 s, not since 9.5 s
+    first = stops(1, 180, 0, 120, at=3.0)
+    hidden = lambda t: first(t) if t < 6.0 else None  # noqa: E731
+    again = lambda t: (2, 360, 180, 0.0, round(10 * (t - 9.5))) if t >= 9.5 else None  # noqa: E731
+    found = [i for o in run([hidden, again], 20) for i in o.incidents]
+    assert [(i.type, i.lane) for i in found] == [("stopped_vehicle", "east")]
+    assert found[0].started_at <= T0 + 4.0
+    assert found[0].detected_at <= T0 + 14.0
+
+
+def test_a_car_that_stops_where_another_stood_and_drove_off_has_its_own_dwell() -> None:
+    # car 1 stands 8 s (not long enough) and drives off at 11 s; car 2 stops on the same spot
+    # at 17 s: its dwell starts then, it does not inherit car 1's
+    first = stops(1, 180, 0, 120, at=3.0, leaves=11.0)
+    second = stops(2, 180, 360 - 120 * 17, 120, at=17.0)
+    arriving = lambda t: second(t) if t >= 14.0 else None  # noqa: E731
+    found = [i for o in run([first, arriving], 35) for i in o.incidents]
+    assert [(i.type, i.track_id) for i in found] == [("stopped_vehicle", 2)]
+    assert found[0].started_at >= T0 + 16.5

@@ -32,6 +32,7 @@ class _Spot:
     last: float
     reported: bool = False
     tracks: set[int] = field(default_factory=set)  # the track ids seen standing here
+    left: bool = False  # one of them was seen driving off
 
 
 class StoppedRule:
@@ -49,6 +50,7 @@ class StoppedRule:
         if not still:
             if still is False:
                 memory.still_since = None
+                self._left(track.track_id)
             return None
         if memory.still_since is None:
             memory.still_since = memory.history[0][0]
@@ -108,6 +110,21 @@ class StoppedRule:
         _, p1 = memory.history[-1]
         return math.dist(p0, p1) / span < self.config.stopped_speed_px_s
 
+    def _left(self, track_id: int) -> None:
+        """A track that stood at a spot moves again: the vehicle is driving off."""
+        for spot in self._spots:
+            if track_id in spot.tracks:
+                spot.left = True
+
+    def _kept(self, spot: _Spot) -> float:
+        """How long a spot is remembered unconfirmed. A vehicle seen driving off is gone once its
+        tracks are forgotten; one whose track was lost (traffic in a nearer lane hides it, the
+        tracker starts a new id on it each time) is waited for as long as the rule waits to
+        report a stop: a new track on it must find its dwell still counting."""
+        if spot.left:
+            return self.config.forget_after_s
+        return max(self.config.forget_after_s, self.config.stopped_after_s)
+
     def _spot(self, lane: str, track_id: int, box: Box, t: float) -> _Spot | None:
         """The known still spot of a still track with `box` in `lane`, confirmed at `t` (None:
         there is none). A track reported standing at a spot is still at that spot while it
@@ -116,7 +133,7 @@ class StoppedRule:
         A still box whose foot lies inside the box of a vehicle standing (or just stood) in the
         same lane is part of that vehicle, or the imprint it leaves in the motion model as it
         drives off: the same stop, not a new one."""
-        self._spots = [s for s in self._spots if t - s.last <= self.config.forget_after_s]
+        self._spots = [s for s in self._spots if t - s.last <= self._kept(s)]
         foot = box.foot
         for spot in self._spots:
             if math.dist(spot.position, foot) <= self.config.stopped_spot_px and (
