@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
 import pytest
 
+from cityedge.protocol.vision import INCIDENT_TYPES
 from cityedge.sim import evaluate as ev
 from cityedge.sim.evaluate import ScenarioResult, _match
+from cityedge.sim.scenarios import preset
 from cityedge.sim.scene import Scenario
 from tests.sim.test_evaluate import found, truth
 
 SIZE = (640, 360)  # far_320 keeps its own 320x180
 COUNTS = ("ground_truth", "true_positives", "false_positives")
+
+
+@pytest.fixture(scope="module")
+def two_seeds() -> dict[str, Any]:
+    """far_320, one slot, on offsets 3000 and 4000, in this process."""
+    return ev.evaluate_seeds(["far_320"], slots=1, size=SIZE, seed_offset=3000, seeds=2, jobs=1)
 
 
 def test_wilson95_matches_known_intervals_and_is_none_without_trials() -> None:
@@ -31,3 +42,56 @@ def test_the_score_carries_the_interval_of_precision_and_recall() -> None:
     assert types["wrong_way"]["ci95"] == {"prec": ev.wilson95(1, 3), "rec": ev.wilson95(1, 2)}
     assert types["wrong_way"]["ci95"]["prec"] == pytest.approx([0.0615, 0.7923], abs=1e-4)
     assert types["congestion"]["ci95"] == {"prec": None, "rec": None}  # none staged, none found
+
+
+def test_the_offsets_step_by_the_stride_and_each_is_scored_on_its_own_seed(
+    two_seeds: dict[str, Any],
+) -> None:
+    assert ev.SEED_STRIDE == 1000
+    assert two_seeds["seed_offsets"] == [3000, 4000]
+    assert [s["seed_offset"] for s in two_seeds["per_seed"]] == [3000, 4000]
+    assert list(two_seeds["scenarios"]) == ["far_320@3000", "far_320@4000"]
+    alone = ev.evaluate([preset("far_320", slots=1, size=SIZE, seed_offset=4000)])
+    for kind in INCIDENT_TYPES:
+        figures = two_seeds["per_seed"][1]["types"][kind]
+        assert {k: figures[k] for k in COUNTS} == {k: alone["types"][kind][k] for k in COUNTS}
+        assert (figures["p"], figures["r"]) == (
+            alone["types"][kind]["precision"],
+            alone["types"][kind]["recall"],
+        )
+
+
+def test_the_pooled_counts_are_the_sums_of_the_per_seed_counts(two_seeds: dict[str, Any]) -> None:
+    for kind in INCIDENT_TYPES:
+        pooled = two_seeds["types"][kind]
+        for k in COUNTS:
+            assert pooled[k] == sum(s["types"][kind][k] for s in two_seeds["per_seed"]), (kind, k)
+        assert pooled["ground_truth"] == 2  # one slot stages one incident of each type per seed
+    assert two_seeds["frames"] == 2 * 720  # (12 s lead + 55 s slot + 5 s) x 10 fps per seed
+
+
+def test_worker_processes_give_the_serial_results_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    pools: list[int | None] = []
+
+    class Recording(ProcessPoolExecutor):
+        def __init__(self, max_workers: int | None = None, **kw: Any) -> None:
+            pools.append(max_workers)
+            super().__init__(max_workers, **kw)
+
+    monkeypatch.setattr(ev, "ProcessPoolExecutor", Recording)
+    scenarios = [preset("far_320", slots=1, seed_offset=offset) for offset in (0, 1000)]
+    serial = ev.run_all(scenarios, jobs=1)
+    assert pools == []
+    parallel = ev.run_all(scenarios, jobs=2)
+    assert pools == [2]
+    assert [r.scenario for r in parallel] == scenarios
+    assert all(r.found for r in serial)
+    for a, b in zip(serial, parallel, strict=True):
+        assert (a.truth, a.found, a.matches, a.frames) == (b.truth, b.found, b.matches, b.frames)
+
+
+def test_default_jobs_is_one_per_cpu_at_most_one_per_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ev.os, "cpu_count", lambda: 8)
+    assert [ev.default_jobs(n) for n in (1, 3, 20)] == [1, 3, 8]
+    monkeypatch.setattr(ev.os, "cpu_count", lambda: None)
+    assert ev.default_jobs(5) == 1
