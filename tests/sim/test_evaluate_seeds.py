@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from cityedge.cli import app
 from cityedge.protocol.vision import INCIDENT_TYPES
 from cityedge.sim import evaluate as ev
 from cityedge.sim.evaluate import ScenarioResult, _match
@@ -95,3 +98,30 @@ def test_default_jobs_is_one_per_cpu_at_most_one_per_run(monkeypatch: pytest.Mon
     assert [ev.default_jobs(n) for n in (1, 3, 20)] == [1, 3, 8]
     monkeypatch.setattr(ev.os, "cpu_count", lambda: None)
     assert ev.default_jobs(5) == 1
+
+
+def _keys(value: Any, path: str = "") -> list[str]:
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in [f"{path}/{k}", *_keys(v, f"{path}/{k}")]]
+    if isinstance(value, list):
+        return [p for v in value for p in _keys(v, path)]
+    return []
+
+
+def test_the_command_runs_several_seeds_in_workers_and_prints_the_new_keys(two_seeds: dict[str, Any]) -> None:
+    args = ["eval", "camera", "--json", "--slots", "1", "--scenario", "far_320", "--seed-offset", "3000"]
+    result = CliRunner().invoke(app, [*args, "--seeds", "2", "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    for key in ("suite", "slots", "size", "seed_offset", "fps", "camera_hours", "frames", "elapsed_s"):
+        assert key in report, key
+    assert report["wall_s"] > 0
+    assert report["seed_offsets"] == [3000, 4000]
+    assert report["types"] == two_seeds["types"]
+    assert report["per_seed"] == two_seeds["per_seed"]
+    assert set(report["scenarios"]) == {"far_320@3000", "far_320@4000"}
+    # the external check holds every key naming precision or recall to >= 0.95: only the pooled ones
+    named = [
+        p for p in _keys(report) if "precision" in p.rsplit("/", 1)[1] or "recall" in p.rsplit("/", 1)[1]
+    ]
+    assert sorted(named) == sorted(f"/types/{k}/{m}" for k in INCIDENT_TYPES for m in ("precision", "recall"))
