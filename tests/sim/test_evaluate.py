@@ -65,3 +65,6 @@ def test_the_command_prints_one_json_object() -> None:
     assert set(report["types"]) == {"stopped_vehicle", "wrong_way", "congestion"}
     assert report["types"]["wrong_way"]["ground_truth"] == 1
     assert report["size"] == [640, 360]
+    assert report["seed_offsets"] == [0]  # one seed by default, its scenarios keyed by name alone
+    assert list(report["scenarios"]) == ["clear_day"]
+    assert [s["seed_offset"] for s in report["per_seed"]] == [0]
