@@ -54,6 +54,25 @@ def test_a_short_lapse_while_a_queue_forms_is_forgiven_a_long_one_restarts_the_c
     assert long and long[0][0] >= 8.0  # counted again from when the jam came back
 
 
+def test_a_clearing_lane_is_congested_again_only_when_a_queue_forms_anew() -> None:
+    # the queue leaves at 10 s; from 11 s traffic drives past a car left standing: occupancy
+    # above the "off" threshold and slow on average (the standing car weighs 0), but neither as
+    # full nor as slow as a queue (the "on" thresholds). The lane clears after clear_s
+    passing = (0.3, [0.0, 4.0])
+    assert CFG.congestion_occupancy_off <= passing[0] < CFG.congestion_occupancy_on
+    assert CFG.congestion_speed_on_hps < sum(passing[1]) / 2 <= CFG.congestion_speed_off_hps
+    watch = CongestionWatch()
+    plan = _frames(0.0, 10.0, JAM) + _frames(10.0, 11.0, EMPTY) + _frames(11.0, 20.0, passing)
+    turns = _run(watch, plan)
+    assert [c for _, c in turns] == [True, False]
+    assert turns[1][0] <= 10.0 + CFG.congestion_window_s + CFG.congestion_clear_s
+    # a queue that forms again while the lane clears makes it congested again, no new turn
+    watch = CongestionWatch()
+    turns = _run(watch, _frames(0.0, 10.0, JAM) + _frames(10.0, 11.5, EMPTY) + _frames(11.5, 16.0, JAM))
+    assert [c for _, c in turns] == [True]
+    assert watch.phase is Phase.CONGESTED
+
+
 def test_the_watch_says_forming_then_congested_so_other_rules_can_hold_back() -> None:
     watch = CongestionWatch()
     _run(watch, _frames(0.0, 1.5, JAM))
@@ -66,9 +85,7 @@ def test_every_phase_answers_the_signals_it_is_judged_on_and_nothing_else() -> N
     judged = {Signal.JAMMED, Signal.CALM}
     for phase in Phase:
         signals = set(TRANSITIONS[phase]) - {Signal.HELD}
-        assert signals == (
-            {Signal.FREED, Signal.BUSY} if phase in (Phase.CONGESTED, Phase.CLEARING) else judged
-        )
+        assert signals == ({Signal.FREED, Signal.BUSY} if phase is Phase.CONGESTED else judged)
     watch = CongestionWatch()
     with pytest.raises(TransitionError, match="no transition from free on freed"):
         watch._go(Signal.FREED, 0.0)

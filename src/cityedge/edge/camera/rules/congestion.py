@@ -23,7 +23,7 @@ class Phase(Enum):
 
 
 class Signal(Enum):
-    JAMMED = "jammed"  # the window meets every "on" threshold (judged while not congested)
+    JAMMED = "jammed"  # the window meets every "on" threshold (judged unless congested)
     CALM = "calm"  # ... it does not
     FREED = "freed"  # the window meets any "off" threshold (judged while congested)
     BUSY = "busy"  # ... it does not
@@ -36,7 +36,9 @@ TRANSITIONS: dict[Phase, dict[Signal, Phase]] = {
     Phase.FORMING: {Signal.JAMMED: Phase.FORMING, Signal.CALM: Phase.LAPSING, Signal.HELD: Phase.CONGESTED},
     Phase.LAPSING: {Signal.JAMMED: Phase.FORMING, Signal.CALM: Phase.LAPSING, Signal.HELD: Phase.FREE},
     Phase.CONGESTED: {Signal.BUSY: Phase.CONGESTED, Signal.FREED: Phase.CLEARING},
-    Phase.CLEARING: {Signal.BUSY: Phase.CONGESTED, Signal.FREED: Phase.CLEARING, Signal.HELD: Phase.FREE},
+    # a clearing lane is congested again only when a queue forms anew ("on" thresholds): traffic
+    # driving through over a stopped car or a ghost left behind is not a queue
+    Phase.CLEARING: {Signal.JAMMED: Phase.CONGESTED, Signal.CALM: Phase.CLEARING, Signal.HELD: Phase.FREE},
 }
 
 
@@ -98,7 +100,7 @@ class CongestionWatch:
         return Turn(self.congested, t, self.began if self.congested else None, window)
 
     def _signal(self, w: Window, cfg: RuleConfig) -> Signal:
-        if self.congested:
+        if self.phase is Phase.CONGESTED:
             freed = (
                 w.speed is None
                 or w.occupancy < cfg.congestion_occupancy_off
