@@ -108,3 +108,26 @@ def test_write_video_makes_an_h264_file_and_its_ground_truth(tmp_path: Path) -> 
     assert truth["zones"]["frame_size"] == [320, 180]
     assert truth["seconds"] == 3
     assert run.scenario.size == (320, 180)
+
+
+def test_a_queue_that_thins_out_for_a_moment_is_one_true_congestion_episode() -> None:
+    from cityedge.sim.scene.traffic import Vehicle
+    from cityedge.sim.scene.truth import FREE_FOR_S, Truth
+
+    zones = scene_zones(preset("clear_day", slots=1))
+    lane = zones.lanes[0]
+    x = sum(p[0] for p in lane.polygon) / len(lane.polygon)
+    y = sum(p[1] for p in lane.polygon) / len(lane.polygon)
+    cars = [Vehicle(k, lane.name, "car", 4.5, 1.8, 1.5, (0, 0, 0), 10.0, 5.0 * k, 1.0) for k in range(10)]
+    boxes = {car.id: (x - 10, y - 10, x + 10, y) for car in cars}
+
+    def episodes(gap_s: float) -> list[tuple[float, float]]:
+        truth = Truth(zones, 0.0, {lane.name: (0.0, 100.0)})
+        for k in range(400):  # queued 10 s, two cars left for gap_s, queued again, then gone
+            t = k / 10
+            present = cars if t < 10 or 10 + gap_s <= t < 20 else cars[:2] if t < 20 else []
+            truth.lane(lane.name, present, boxes, t)
+        return [(round(g.start, 1), round(g.end, 1)) for g in truth.finish()]
+
+    assert episodes(FREE_FOR_S / 3) == [(0.0, 19.9)]
+    assert episodes(FREE_FOR_S + 1) == [(0.0, 9.9), (10.0 + FREE_FOR_S + 1, 19.9)]

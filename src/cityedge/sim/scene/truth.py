@@ -6,7 +6,9 @@ from cityedge.edge.camera.zones import CameraZones
 from cityedge.sim.scene.model import GroundTruthIncident
 from cityedge.sim.scene.traffic import Vehicle
 
-__all__ = ["Truth"]
+__all__ = ["FREE_FOR_S", "Truth"]
+
+FREE_FOR_S = 3.0  # a queue has gone once its lane stayed free this long: a dip is not its end
 
 
 class Truth:
@@ -17,7 +19,7 @@ class Truth:
         self.open: dict[tuple[str, str, int | None], GroundTruthIncident] = {}
         self.done: list[GroundTruthIncident] = []
         self.staged: dict[int, str] = {}
-        self.jam_state: dict[str, tuple[float | None, float | None]] = {}
+        self.free_since: dict[str, float] = {}  # lanes with an open episode that are free now
 
     def vehicle(self, v: Vehicle, box: tuple[float, float, float, float] | None, t: float) -> None:
         kind = self.staged.get(v.id)
@@ -44,7 +46,10 @@ class Truth:
         t: float,
     ) -> None:
         """A lane is truly congested while its in-view vehicles crawl (< 3 m/s) and cover
-        at least 40 % of its length; the episode starts when both first hold."""
+        at least 40 % of its length; the episode starts when both first hold and ends when the
+        lane has been free (faster than 5 m/s, or under 20 % covered) for `FREE_FOR_S`: a
+        moment's gap in a queue (a car leaving its head before the next closes up, one not yet
+        in view) does not make two queues of one."""
         covered, speed = self._traffic(lane, vehicles, boxes)
         key = ("congestion", lane, None)
         jammed = speed is not None and speed < 3.0 and covered >= 0.4
@@ -55,8 +60,10 @@ class Truth:
             )
         elif key in self.open and not free:
             self.open[key].end = self.t0 + t
-        elif key in self.open:
+            self.free_since.pop(lane, None)
+        elif key in self.open and t - self.free_since.setdefault(lane, t) >= FREE_FOR_S:
             self.done.append(self.open.pop(key))
+            del self.free_since[lane]
 
     def _traffic(
         self, lane: str, vehicles: list[Vehicle], boxes: dict[int, tuple[float, float, float, float]]
