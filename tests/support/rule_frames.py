@@ -9,7 +9,20 @@ from cityedge.edge.camera.rules import RuleConfig, RuleEngine, RuleOutput
 from cityedge.edge.camera.zones import CameraZones, Lane
 from cityedge.protocol.vision import Box, FrameTracks, TrackState
 
-__all__ = ["FPS", "T0", "ZONES", "Vehicle", "drives", "ghost", "incidents", "queue", "run", "stops", "track"]
+__all__ = [
+    "FPS",
+    "T0",
+    "ZONES",
+    "Vehicle",
+    "drives",
+    "ghost",
+    "incidents",
+    "queue",
+    "run",
+    "sized",
+    "stops",
+    "track",
+]
 
 T0 = 1_767_225_600.0  # a minute boundary
 FPS = 10
@@ -49,6 +62,16 @@ def stops(tid: int, y: float, x0: float, vx: float, at: float, leaves: float = 1
         if t < leaves:
             return (tid, x0 + vx * at, y, 0.0, _hits(t))
         return (tid, x0 + vx * (at + t - leaves), y, vx, _hits(t))
+
+    return where
+
+
+def sized(vehicle: Vehicle, w: float, h: float) -> Vehicle:
+    """The same vehicle with a box `w` x `h` pixels."""
+
+    def where(t: float) -> tuple[float, ...] | None:
+        v = vehicle(t)
+        return None if v is None else (*v[:5], w, h)
 
     return where
 

@@ -4,31 +4,21 @@ lane it stands in, and a queue that is dissolving does not swallow a car that st
 from __future__ import annotations
 
 from cityedge.edge.camera.rules import RuleConfig
-from tests.support.rule_frames import T0, Vehicle, incidents, queue, run, stops
-
-
-def _sized(vehicle: Vehicle, w: float, h: float) -> Vehicle:
-    """The same vehicle with a box `w` x `h` pixels."""
-
-    def where(t: float) -> tuple[float, ...] | None:
-        v = vehicle(t)
-        return None if v is None else (*v[:5], w, h)
-
-    return where
+from tests.support.rule_frames import T0, incidents, queue, run, sized, stops
 
 
 def test_a_box_too_short_to_be_a_vehicle_is_not_a_stopped_vehicle() -> None:
     # the rim of a ghost or a shadow's edge: it "drives" and stands like a car, but is a sliver
     least = RuleConfig().for_width(1000).stopped_min_height_px
-    assert incidents(run([_sized(stops(1, 180, 0, 120, at=3.0), 1.5 * least, least - 2)], 20)) == []
-    assert incidents(run([_sized(stops(1, 180, 0, 120, at=3.0), 1.5 * least, least + 2)], 20)) == [
+    assert incidents(run([sized(stops(1, 180, 0, 120, at=3.0), 1.5 * least, least - 2)], 20)) == []
+    assert incidents(run([sized(stops(1, 180, 0, 120, at=3.0), 1.5 * least, least + 2)], 20)) == [
         ("stopped_vehicle", "east")
     ]
 
 
 def test_a_strip_far_wider_than_tall_is_not_a_stopped_vehicle() -> None:
-    assert incidents(run([_sized(stops(1, 180, 0, 120, at=3.0), 180, 30)], 20)) == []
-    assert incidents(run([_sized(stops(1, 180, 0, 120, at=3.0), 100, 30)], 20)) == [
+    assert incidents(run([sized(stops(1, 180, 0, 120, at=3.0), 180, 30)], 20)) == []
+    assert incidents(run([sized(stops(1, 180, 0, 120, at=3.0), 100, 30)], 20)) == [
         ("stopped_vehicle", "east")
     ]
 
@@ -134,7 +124,7 @@ def test_a_part_of_a_standing_car_tracked_on_its_own_is_the_same_stop() -> None:
     # a car stands in lane east from 3 s (box 80 x 40); from 5 s the tracker also follows a
     # part of it on its own (its foot 32 px from the car's, inside the car's box): one
     # vehicle, one incident, also once the lane's cooldown is over
-    car = _sized(stops(1, 180, 0, 120, at=3.0), 80, 40)
+    car = sized(stops(1, 180, 0, 120, at=3.0), 80, 40)
     part = lambda t: (2, 385, 160, 0.0, 10 + round(10 * t), 30, 28) if t >= 5.0 else None  # noqa: E731
     found = [i for o in run([car, part], 60) for i in o.incidents]
     assert [(i.type, i.lane, i.track_id) for i in found] == [("stopped_vehicle", "east", 1)]
@@ -143,7 +133,7 @@ def test_a_part_of_a_standing_car_tracked_on_its_own_is_the_same_stop() -> None:
 def test_the_imprint_a_stopped_car_leaves_as_it_drives_off_is_no_new_stop() -> None:
     # the car stands from 3 s to 20 s and drives off; the motion model keeps a blob where its
     # upper part stood (it learned some of the car into the background) until 60 s
-    car = _sized(stops(1, 180, 0, 120, at=3.0, leaves=20.0), 80, 40)
+    car = sized(stops(1, 180, 0, 120, at=3.0, leaves=20.0), 80, 40)
     imprint = lambda t: (2, 385, 160, 0.0, 10 + round(10 * t), 30, 28) if 20.5 <= t < 60 else None  # noqa: E731
     assert incidents(run([car, imprint], 60)) == [("stopped_vehicle", "east")]
 

@@ -12,6 +12,7 @@ from cityedge.edge.camera.rules.config import RuleConfig
 from cityedge.edge.camera.rules.congestion import Turn
 from cityedge.edge.camera.rules.counts import Counter
 from cityedge.edge.camera.rules.lanes import LaneState
+from cityedge.edge.camera.rules.sizes import VehicleSizes
 from cityedge.edge.camera.rules.stopped import StoppedRule
 from cityedge.edge.camera.rules.tracks import VEHICLE_ASPECT, Point, TrackBook
 from cityedge.edge.camera.rules.wrong_way import WrongWayRule
@@ -37,8 +38,9 @@ class RuleEngine:
     def __init__(self, zones: CameraZones, config: RuleConfig | None = None) -> None:
         self.zones = zones
         self.config = (config or RuleConfig()).for_width(zones.frame_size[0])
-        self._tracks = TrackBook(self.config)
-        self._stopped = StoppedRule(self.config, zones.frame_size)
+        sizes = VehicleSizes(zones.frame_size)
+        self._tracks = TrackBook(self.config, sizes)
+        self._stopped = StoppedRule(self.config, zones.frame_size, sizes)
         self._wrong_way = WrongWayRule(self.config, zones.frame_size)
         self._lanes = {lane.name: LaneState() for lane in zones.lanes}
         self._counts = Counter(zones, self.config.count_window_s)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from cityedge.edge.camera.rules.config import RuleConfig
 from cityedge.edge.camera.rules.lanes import LaneState
-from cityedge.edge.camera.rules.tracks import VEHICLE_ASPECT, Point, TrackMemory, same_size
+from cityedge.edge.camera.rules.sizes import VehicleSizes
+from cityedge.edge.camera.rules.tracks import SIZE_CHANGE, VEHICLE_ASPECT, Point, TrackMemory, same_size
 from cityedge.protocol.vision import Box, Incident, TrackState
 
 __all__ = ["StoppedRule"]
@@ -36,9 +37,12 @@ class _Spot:
 
 
 class StoppedRule:
-    def __init__(self, config: RuleConfig, frame_size: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self, config: RuleConfig, frame_size: tuple[int, int] | None = None, sizes: VehicleSizes | None = None
+    ) -> None:
         self.config = config
         self.frame_size = frame_size
+        self.sizes = sizes
         self._spots: list[_Spot] = []
 
     def judge(
@@ -54,7 +58,7 @@ class StoppedRule:
             return None
         if memory.still_since is None:
             memory.still_since = memory.history[0][0]
-        if not _looks_like_what_drove(track.box, memory, self.config.stopped_min_height_px):
+        if not _looks_like_what_drove(track.box, memory, self._least_height(track.box)):
             # not what drove: a ghost's rim, or a still blob a passing car swept along. What stood
             # here so far was no vehicle: a car merging with it for a moment starts no dwell
             memory.still_since = None
@@ -92,6 +96,15 @@ class StoppedRule:
             track_id=track.track_id,
             details={"dwell_s": round(t - spot.since, 3)},
         )
+
+    def _least_height(self, box: Box) -> float:
+        """The least height of a vehicle standing with `box`: `stopped_min_height_px`, and more
+        than half as tall as the vehicles that drove where it stands. The rim of a ghost, the
+        strip a queue leaves in the motion model, the bottom edge of a car standing in the lane
+        above: a sliver a third as tall as the cars there is not one of them."""
+        least = self.config.stopped_min_height_px
+        typical = self.sizes.typical(box.y2) if self.sizes is not None else None
+        return least if typical is None else max(least, typical / SIZE_CHANGE)
 
     def _cut_off(self, track: TrackState) -> bool:
         """Whether the track's box touches the frame's left, right or bottom edge."""

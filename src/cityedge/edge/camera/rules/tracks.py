@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from cityedge.edge.camera.rules.config import RuleConfig
+from cityedge.edge.camera.rules.sizes import VehicleSizes
 from cityedge.protocol.vision import TrackState
 
 __all__ = ["SIZE_CHANGE", "VEHICLE_ASPECT", "Drive", "Point", "TrackBook", "TrackMemory", "same_size"]
@@ -78,8 +79,9 @@ class TrackMemory:
 class TrackBook:
     """The memories of the tracks seen lately, by track id."""
 
-    def __init__(self, config: RuleConfig) -> None:
+    def __init__(self, config: RuleConfig, sizes: VehicleSizes | None = None) -> None:
         self.config = config
+        self.sizes = sizes
         self._tracks: dict[int, TrackMemory] = {}
         self._present: set[int] = set()
         self._moving_boxes: deque[tuple[float, tuple[float, float, float, float]]] = deque()
@@ -174,6 +176,8 @@ class TrackBook:
             return
         memory.drove.append(memory.height)
         memory.drove_top = track.box.y1
+        if self.sizes is not None:
+            self.sizes.drove(track.track_id, track.box)
         assert memory.origin is not None
         if math.dist(memory.origin, track.box.foot) >= self.config.stopped_min_travel_px:
             memory.moved = True
@@ -229,6 +233,8 @@ class TrackBook:
         stale = [tid for tid, m in self._tracks.items() if t - m.last_seen > self.config.forget_after_s]
         for tid in stale:
             del self._tracks[tid]
+        if self.sizes is not None:
+            self.sizes.forget(stale)
 
 
 def _inside(point: Point, box: tuple[float, float, float, float], slack: float = 4.0) -> bool:
