@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from cityedge.edge.camera.rules.config import RuleConfig
 from cityedge.edge.camera.rules.lanes import LaneState
 from cityedge.edge.camera.rules.sizes import VehicleSizes
-from cityedge.edge.camera.rules.tracks import SIZE_CHANGE, VEHICLE_ASPECT, Point, TrackMemory, same_size
+from cityedge.edge.camera.rules.tracks import (
+    SIZE_CHANGE,
+    VEHICLE_ASPECT,
+    Point,
+    TrackMemory,
+    inside,
+    same_size,
+)
 from cityedge.protocol.vision import Box, Incident, TrackState
 
 __all__ = ["StoppedRule"]
@@ -155,14 +162,10 @@ class StoppedRule:
                 spot.position, spot.box, spot.last = foot, box, t
                 return spot
         for spot in self._spots:
-            if spot.lane == lane and _inside(foot, spot.box):
+            if spot.lane == lane and inside(foot, (spot.box.x1, spot.box.y1, spot.box.x2, spot.box.y2), 0.0):
                 spot.last = t  # a part of the vehicle: where the vehicle stands is unchanged
                 return spot
         return None
-
-
-def _inside(point: Point, box: Box) -> bool:
-    return box.x1 <= point[0] <= box.x2 and box.y1 <= point[1] <= box.y2
 
 
 def _looks_like_what_drove(box: Box, memory: TrackMemory, least_height: float) -> bool:

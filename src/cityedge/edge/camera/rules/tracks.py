@@ -14,7 +14,16 @@ from cityedge.edge.camera.rules.config import RuleConfig
 from cityedge.edge.camera.rules.sizes import VehicleSizes
 from cityedge.protocol.vision import TrackState
 
-__all__ = ["SIZE_CHANGE", "VEHICLE_ASPECT", "Drive", "Point", "TrackBook", "TrackMemory", "same_size"]
+__all__ = [
+    "SIZE_CHANGE",
+    "VEHICLE_ASPECT",
+    "Drive",
+    "Point",
+    "TrackBook",
+    "TrackMemory",
+    "inside",
+    "same_size",
+]
 
 Point = tuple[float, float]
 DROVE_FRAMES = 20  # box heights kept of a track driving, for its typical size
@@ -206,7 +215,7 @@ class TrackBook:
             # it was a still track of its own, lost right here, so it counts as `near`.
             # (The blob's foot, and so its lane, is the nearer vehicle's: any lane will do.)
             # (How tall it drove is not known: the moving box was both vehicles.)
-            memory = TrackMemory(moved=any(_inside(foot, box) for _, box in self._moving_boxes))
+            memory = TrackMemory(moved=any(inside(foot, box) for _, box in self._moving_boxes))
         heir = self._fragment_of(foot, t)
         if heir is not None:
             # the tracker split one vehicle's path in two (a merge with a neighbour): carry on
@@ -237,6 +246,7 @@ class TrackBook:
             self.sizes.forget(stale)
 
 
-def _inside(point: Point, box: tuple[float, float, float, float], slack: float = 4.0) -> bool:
+def inside(point: Point, box: tuple[float, float, float, float], slack: float = 4.0) -> bool:
+    """Whether `point` lies in `box` (x1, y1, x2, y2) grown by `slack` pixels on every side."""
     x1, y1, x2, y2 = box
     return x1 - slack <= point[0] <= x2 + slack and y1 - slack <= point[1] <= y2 + slack
