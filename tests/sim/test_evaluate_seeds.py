@@ -120,7 +120,8 @@ def test_the_command_runs_several_seeds_in_workers_and_prints_the_new_keys(two_s
     assert report["types"] == two_seeds["types"]
     assert report["per_seed"] == two_seeds["per_seed"]
     assert set(report["scenarios"]) == {"far_320@3000", "far_320@4000"}
-    # the external check holds every key naming precision or recall to >= 0.95: only the pooled ones
+    # "precision" and "recall" name the pooled figures only (per offset they are p and r), so a
+    # reader of the report cannot take one offset's figure for the result
     named = [
         p for p in _keys(report) if "precision" in p.rsplit("/", 1)[1] or "recall" in p.rsplit("/", 1)[1]
     ]
