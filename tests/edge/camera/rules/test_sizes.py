@@ -45,3 +45,16 @@ def test_a_sliver_a_third_as_tall_as_the_cars_there_is_not_a_stopped_vehicle() -
     assert incidents(run([*_traffic(10), standing(30)], 40)) == []
     assert incidents(run([*_traffic(10), standing(45)], 40)) == [("stopped_vehicle", "east")]
     assert incidents(run([*_traffic(3), standing(30)], 40)) == [("stopped_vehicle", "east")]
+
+
+def test_a_box_at_the_frames_edge_is_cut_off_and_the_top_edge_counts_when_asked() -> None:
+    from cityedge.edge.camera.rules.edges import cut_off
+
+    size = (1000, 400)
+    assert not cut_off(Box(100, 100, 200, 150), size)
+    assert all(
+        cut_off(b, size) for b in (Box(1, 100, 50, 150), Box(950, 100, 999, 150), Box(100, 350, 200, 399))
+    )
+    assert cut_off(Box(100, 1, 200, 50), size)
+    assert not cut_off(Box(100, 1, 200, 50), size, top=False)
+    assert not cut_off(Box(1, 1, 999, 399), None)  # unknown frame: nothing is cut off

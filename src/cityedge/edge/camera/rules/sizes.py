@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 from collections import deque
 
+from cityedge.edge.camera.rules.edges import cut_off
 from cityedge.protocol.vision import Box
 
 __all__ = ["BANDS", "KNOWN_AFTER", "VehicleSizes"]
@@ -17,7 +18,6 @@ __all__ = ["BANDS", "KNOWN_AFTER", "VehicleSizes"]
 BANDS = 12  # bands of rows the frame is cut into
 KEEP = 40  # heights kept per band: the latest drivers
 KNOWN_AFTER = 8  # a band's typical height is known once this many drove through it
-_EDGE_PX = 2.0  # a box this close to the frame's edge is cut off by it: not its height
 
 
 class VehicleSizes:
@@ -28,9 +28,7 @@ class VehicleSizes:
 
     def drove(self, track_id: int, box: Box) -> None:
         """Track `track_id` drove with `box` (not cut off by the frame's edge: its whole height)."""
-        if box.x1 <= _EDGE_PX or box.x2 >= self.width - _EDGE_PX or box.y1 <= _EDGE_PX:
-            return
-        if box.y2 >= self.height - _EDGE_PX:
+        if cut_off(box, (self.width, self.height)):
             return
         band = self._band(box.y2)
         if self._last.get(track_id) != band:

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 
 from cityedge.edge.camera.rules.config import RuleConfig
+from cityedge.edge.camera.rules.edges import cut_off
 from cityedge.edge.camera.rules.lanes import LaneState
 from cityedge.edge.camera.rules.sizes import VehicleSizes
 from cityedge.edge.camera.rules.tracks import (
@@ -25,7 +26,6 @@ from cityedge.protocol.vision import Box, Incident, TrackState
 __all__ = ["StoppedRule"]
 
 
-_EDGE_PX = 2.0  # a box this close to the frame's edge is cut off by it
 DROVE_KNOWN = 3  # box heights of a track driving it takes to know how tall it drove
 
 
@@ -55,7 +55,7 @@ class StoppedRule:
     def judge(
         self, camera: str, track: TrackState, lane: str, state: LaneState, memory: TrackMemory, t: float
     ) -> Incident | None:
-        if self._cut_off(track):
+        if cut_off(track.box, self.frame_size, top=False):
             return None  # partly out of the picture: its foot and size are the frame's edge
         still = self._is_still(memory, t)
         if not still:
@@ -112,14 +112,6 @@ class StoppedRule:
         least = self.config.stopped_min_height_px
         typical = self.sizes.typical(box.y2) if self.sizes is not None else None
         return least if typical is None else max(least, typical / SIZE_CHANGE)
-
-    def _cut_off(self, track: TrackState) -> bool:
-        """Whether the track's box touches the frame's left, right or bottom edge."""
-        if self.frame_size is None:
-            return False
-        width, height = self.frame_size
-        box, edge = track.box, _EDGE_PX
-        return box.x1 <= edge or box.x2 >= width - edge or box.y2 >= height - edge
 
     def _is_still(self, memory: TrackMemory, t: float) -> bool | None:
         """Whether the foot moved slower than the threshold over the probe span (None: too early)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from cityedge.edge.camera.rules.config import RuleConfig
+from cityedge.edge.camera.rules.edges import cut_off
 from cityedge.edge.camera.rules.lanes import AgainstRun, LaneState
 from cityedge.edge.camera.rules.tracks import Drive, Point, TrackMemory, same_size
 from cityedge.protocol.vision import Incident, TrackState
@@ -20,7 +21,6 @@ __all__ = ["WrongWayRule"]
 
 HANDOVER_S = 2.0  # a drive lost this long ago may be carried on by another track
 REAR_SHARE = 0.5  # the box's rear and front must each have come this share of the needed travel
-_EDGE_PX = 2.0  # a box this close to the frame's edge is cut off by it
 CAR_ASPECT = 3.0  # width over height of the widest box a drive is carried between
 
 
@@ -52,10 +52,7 @@ class WrongWayRule:
 
     def _cut(self, track: TrackState) -> bool:
         """Whether the frame's edge cuts the track's box off (unknown frame: no)."""
-        if self.frame_size is None:
-            return False
-        b, (width, height) = track.box, self.frame_size
-        return min(b.x1, b.y1) <= _EDGE_PX or b.x2 >= width - _EDGE_PX or b.y2 >= height - _EDGE_PX
+        return cut_off(track.box, self.frame_size)
 
     def _both_ends_moved(self, track: TrackState, ends: Point, start: Point, least: float) -> bool:
         """Whether the box's rear and its front have both come `least` pixels the wrong way:
